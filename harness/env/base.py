@@ -1,0 +1,159 @@
+"""The one interface every chaos environment implements (local processes, Docker Compose).
+
+Callers never build URLs: they ask the environment. Credentials are kept apart
+from URLs so that nothing printed or logged can carry them.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from typing import Any
+
+from harness.toxiproxy import Toxiproxy
+
+PROXY_NAME = "nats"
+
+
+@dataclasses.dataclass(frozen=True)
+class Credentials:
+    """Per-run user and password the nats-server requires; never printed."""
+
+    user: str
+    password: str = dataclasses.field(repr=False)
+
+    def __str__(self) -> str:
+        return f"{self.user}:***"
+
+
+@dataclasses.dataclass(frozen=True)
+class Endpoints:
+    """Where the pieces of a running environment answer (all loopback, no credentials)."""
+
+    client_url: str  # nats:// through the Toxiproxy proxy: the client under test uses this
+    direct_url: str  # nats:// straight to nats-server: the observer uses this
+    monitor_url: str  # http:// nats-server monitoring (/healthz, /jsz, /connz, /subsz)
+    toxiproxy_url: str  # http:// Toxiproxy API
+
+
+class Environment(abc.ABC):
+    """A nats-server (JetStream on) behind a Toxiproxy proxy, with server-level faults.
+
+    Use as a context manager: `__enter__` starts and waits for readiness (and tears
+    down whatever it started if that fails), `__exit__` stops everything.
+    """
+
+    backend: str = "?"
+
+    # -- lifecycle ---------------------------------------------------------
+    @abc.abstractmethod
+    def start(self) -> None:
+        """Start the servers, create the proxy, return once ready (evidence, not sleeps)."""
+
+    @abc.abstractmethod
+    def stop(self) -> None:
+        """Stop everything this environment started; safe to call twice."""
+
+    def __enter__(self) -> "Environment":
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- accessors ---------------------------------------------------------
+    @property
+    @abc.abstractmethod
+    def endpoints(self) -> Endpoints:
+        """URLs of the running environment."""
+
+    @property
+    @abc.abstractmethod
+    def credentials(self) -> Credentials:
+        """The per-run credentials nats-server requires."""
+
+    @property
+    def client_url(self) -> str:
+        return self.endpoints.client_url
+
+    @property
+    def direct_url(self) -> str:
+        return self.endpoints.direct_url
+
+    @property
+    def monitor_url(self) -> str:
+        return self.endpoints.monitor_url
+
+    @property
+    def toxiproxy_url(self) -> str:
+        return self.endpoints.toxiproxy_url
+
+    @property
+    def toxiproxy(self) -> Toxiproxy:
+        """A client for this environment's Toxiproxy API."""
+        return Toxiproxy(self.toxiproxy_url)
+
+    @property
+    def proxy_name(self) -> str:
+        return PROXY_NAME
+
+    def connect_options(self, *, direct: bool = False) -> dict[str, Any]:
+        """Keyword arguments for `nats.connect(**opts)`: through the proxy, or direct."""
+        creds = self.credentials
+        url = self.direct_url if direct else self.client_url
+        return {"servers": [url], "user": creds.user, "password": creds.password}
+
+    @abc.abstractmethod
+    def reset_proxy(self) -> None:
+        """Recreate the proxy to nats-server: no toxics, enabled, same listen address."""
+
+    @abc.abstractmethod
+    def versions(self) -> dict[str, str]:
+        """Versions of nats-server and Toxiproxy, for the run header."""
+
+    # -- server-level faults -----------------------------------------------
+    @abc.abstractmethod
+    def pause_server(self) -> None:
+        """Freeze nats-server (SIGSTOP / container pause): sockets stay open, nothing answers."""
+
+    @abc.abstractmethod
+    def resume_server(self) -> None:
+        """Undo `pause_server`."""
+
+    @abc.abstractmethod
+    def kill_server(self) -> None:
+        """Kill nats-server abruptly (SIGKILL): connections drop."""
+
+    @abc.abstractmethod
+    def restart_server(self) -> None:
+        """Start nats-server again on the same ports and store; returns once ready."""
+
+    @abc.abstractmethod
+    def lame_duck(self) -> None:
+        """Put nats-server into lame-duck mode (it tells clients to leave, then exits)."""
+
+    @abc.abstractmethod
+    def server_running(self) -> bool:
+        """Whether nats-server is up (not killed; a paused server counts as running)."""
+
+    @abc.abstractmethod
+    def server_log_tail(self, lines: int = 40) -> str:
+        """The last lines of nats-server's log (evidence for errors and reports)."""
+
+    def describe(self) -> str:
+        """Multi-line, credential-free description for `harness env up` and run headers."""
+        e = self.endpoints
+        return "\n".join(
+            [
+                f"backend:   {self.backend}",
+                f"client:    {e.client_url}   (through Toxiproxy proxy '{self.proxy_name}')",
+                f"direct:    {e.direct_url}",
+                f"monitor:   {e.monitor_url}",
+                f"toxiproxy: {e.toxiproxy_url}",
+                f"user:      {self.credentials}",
+            ]
+        )

@@ -1,0 +1,273 @@
+"""Processes the harness starts: spawn, readiness by evidence, stop, and reaping after a crash.
+
+Two lines of defence so nothing outlives the harness:
+1. every child gets PR_SET_PDEATHSIG=SIGKILL: the kernel kills it when the process
+   that started it dies, even by SIGKILL;
+2. every child has a pid file (pid + create time) in its run directory, next to an
+   `owner.pid`; a later run reaps the children of any run whose owner is gone (this
+   covers what (1) cannot: children re-parented by a detached owner, other OSes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Callable, Sequence
+
+import psutil
+
+from harness.errors import MissingBinaryError, StartupError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:
+        pass
+    os.setpgrp()  # Ctrl-C in a terminal reaches the harness only; the harness stops children
+
+
+def runs_root() -> Path:
+    """Where run directories live: $NATS_CHAOS_RUN_ROOT or <tmp>/nats-chaos-<uid>."""
+    root = os.environ.get("NATS_CHAOS_RUN_ROOT") or os.path.join(
+        tempfile.gettempdir(), f"nats-chaos-{os.getuid()}"
+    )
+    p = Path(root)
+    p.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return p
+
+
+def find_binary(env_var: str, names: Sequence[str], how_to_get: str) -> str:
+    """Resolve an executable: $ENV_VAR, then the project's .bin/ and .venv/bin/, then PATH."""
+    override = os.environ.get(env_var)
+    if override:
+        if os.path.isfile(override) and os.access(override, os.X_OK):
+            return override
+        raise MissingBinaryError(
+            f"{env_var}={override} is not an executable file",
+            hint=f"unset {env_var} or point it at a real binary; {how_to_get}",
+        )
+    dirs = [PROJECT_ROOT / ".bin", PROJECT_ROOT / ".venv" / "bin", Path(sys.executable).parent]
+    for name in names:
+        for d in dirs:
+            cand = d / name
+            if cand.is_file() and os.access(cand, os.X_OK):
+                return str(cand)
+        found = shutil.which(name)
+        if found:
+            return found
+    raise MissingBinaryError(
+        f"{names[0]} not found (looked in ${env_var}, {PROJECT_ROOT / '.bin'}, the virtualenv and PATH)",
+        hint=how_to_get,
+    )
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 free right now (the OS picks it)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_in_use(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def http_ok(url: str, timeout: float = 0.5) -> bool:
+    try:
+        with urllib.request.urlopen(
+            urllib.request.Request(url, headers={"User-Agent": "nats-chaos-harness"}), timeout=timeout
+        ) as r:
+            return 200 <= r.status < 300
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    try:
+        data = path.read_bytes()[-64_000:].decode(errors="replace")
+    except OSError:
+        return "(no log)"
+    return "\n".join(data.splitlines()[-lines:])
+
+
+class ManagedProcess:
+    """One server process: started with its log and pid file in a run directory."""
+
+    def __init__(self, name: str, argv: list[str], rundir: Path) -> None:
+        self.name = name
+        self.argv = argv
+        self.rundir = rundir
+        self.log_path = rundir / f"{name}.log"
+        self.pid_path = rundir / f"{name}.pid"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def start(self) -> None:
+        log = open(self.log_path, "ab")
+        try:
+            self.proc = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
+                close_fds=True,
+            )
+        except OSError as e:
+            raise StartupError(
+                f"{self.name} could not be started: {e.strerror or e}",
+                evidence=f"command: {self.argv[0]}",
+                hint="check that the binary is executable and built for this machine",
+            ) from None
+        finally:
+            log.close()
+        ct = psutil.Process(self.proc.pid).create_time()
+        self.pid_path.write_text(json.dumps({"pid": self.proc.pid, "create_time": ct, "argv0": self.argv[0]}))
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, sig: int) -> None:
+        if self.alive():
+            assert self.proc is not None
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(sig)
+
+    def wait_ready(self, probe: Callable[[], bool], timeout: float, what: str) -> None:
+        """Poll `probe` until true; fail at once if the process exits, or at the deadline."""
+        deadline = time.monotonic() + timeout
+        delay = 0.002
+        while True:
+            if not self.alive():
+                code = self.proc.returncode if self.proc else None
+                raise StartupError(
+                    f"{self.name} exited during start-up (status {code}) before {what}",
+                    evidence=f"last lines of {self.log_path}:\n{tail(self.log_path)}",
+                    hint=_hint_from_log(self.log_path),
+                )
+            if probe():
+                return
+            if time.monotonic() > deadline:
+                raise StartupError(
+                    f"{self.name} not ready after {timeout:.1f}s: no {what}",
+                    evidence=f"last lines of {self.log_path}:\n{tail(self.log_path)}",
+                    hint=_hint_from_log(self.log_path),
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    def stop(self, grace: float = 3.0) -> None:
+        """SIGCONT (a paused process cannot act on SIGTERM), SIGTERM, then SIGKILL after `grace`."""
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    self.proc.send_signal(signal.SIGCONT)
+                    self.proc.terminate()
+                try:
+                    self.proc.wait(grace)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait(5)
+            else:
+                self.proc.wait()
+        with contextlib.suppress(FileNotFoundError):
+            self.pid_path.unlink()
+
+    def kill(self) -> None:
+        """SIGKILL and wait: an abrupt crash, as a fault."""
+        if self.alive():
+            assert self.proc is not None
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+def _hint_from_log(log_path: Path) -> str:
+    text = tail(log_path, 200).lower()
+    if "address already in use" in text:
+        return "a port it needs is taken by another program; pick other ports or stop that program"
+    return "read the log above; `harness env up` starts the environment by hand for a closer look"
+
+
+# -- run directories and reaping --------------------------------------------------
+
+
+def new_rundir(prefix: str) -> Path:
+    """A fresh run directory owned by this process (owner.pid records who owns it)."""
+    reap_stale_runs()
+    d = Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir=runs_root()))
+    me = psutil.Process()
+    (d / "owner.pid").write_text(json.dumps({"pid": me.pid, "create_time": me.create_time()}))
+    return d
+
+
+def _pidfile_process(path: Path) -> psutil.Process | None:
+    """The live process a pid file names, or None if it is gone or the pid was reused."""
+    try:
+        rec = json.loads(path.read_text())
+        p = psutil.Process(int(rec["pid"]))
+        if abs(p.create_time() - float(rec["create_time"])) > 0.01:
+            return None
+        return p
+    except (OSError, ValueError, KeyError, psutil.Error):
+        return None
+
+
+def reap_stale_runs() -> list[int]:
+    """End the servers of earlier runs whose owner died (e.g. SIGKILL); returns the pids ended."""
+    ended: list[int] = []
+    root = runs_root()
+    for d in sorted(root.iterdir()):
+        if not d.is_dir():
+            continue
+        owner = d / "owner.pid"
+        if not owner.exists():
+            # mkdtemp happens before owner.pid is written: leave very young dirs alone
+            if time.time() - d.stat().st_mtime < 60:
+                continue
+        elif _pidfile_process(owner) is not None:
+            continue  # owner alive: its run, its business
+        for pf in d.glob("*.pid"):
+            if pf.name == "owner.pid":
+                continue
+            p = _pidfile_process(pf)
+            if p is not None:
+                with contextlib.suppress(psutil.Error):
+                    p.resume()  # a paused server cannot act on signals other than KILL
+                    p.kill()
+                    p.wait(5)
+                    ended.append(p.pid)
+        shutil.rmtree(d, ignore_errors=True)
+    return ended
+
+
+def remove_rundir(d: Path) -> None:
+    shutil.rmtree(d, ignore_errors=True)
+
