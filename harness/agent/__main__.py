@@ -1,0 +1,3 @@
+from harness.agent.server import main
+
+main()

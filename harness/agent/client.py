@@ -1,0 +1,261 @@
+"""The runner's side of the agent: spawn, talk, watch the heartbeat, dump stacks, kill."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from typing import Any
+
+import psutil
+
+from harness.env.process import _die_with_parent
+from harness.errors import HarnessError
+
+BLOCKED_AFTER = 0.75  # seconds without a heartbeat (sent every 0.1 s) = a blocked event loop
+
+
+class AgentError(HarnessError):
+    """The agent died, stopped answering, or refused a request."""
+
+
+class AgentProcess:
+    """One agent process; events are timestamped on the runner's clock as they arrive."""
+
+    def __init__(self, flow_modules: tuple[str, ...] = ()) -> None:
+        self.stderr_file = tempfile.TemporaryFile()
+        env = dict(os.environ, PYTHONUNBUFFERED="1", NATS_CHAOS_FLOW_MODULES=",".join(flow_modules))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "harness.agent"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr_file,
+            preexec_fn=_die_with_parent,
+            env=env,
+        )
+        self.ps = psutil.Process(self.proc.pid)
+        self.events: list[dict[str, Any]] = []
+        self._replies: dict[int, "queue.Queue[dict]"] = {}
+        self._next_id = 0
+        self._lock = threading.Lock()
+        self._cond = threading.Condition()
+        self.last_hb = time.monotonic()
+        self.blocked: list[dict[str, Any]] = []  # episodes of a blocked loop
+        self._in_block: dict[str, Any] | None = None
+        self.t0 = time.monotonic()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self._watch_stop = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, daemon=True)
+        self.hello: dict[str, Any] | None = None
+
+    # -- plumbing -----------------------------------------------------------------
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            try:
+                msg = json.loads(raw)
+            except ValueError:
+                continue
+            now = time.monotonic()
+            if "re" in msg:
+                q = self._replies.get(msg["re"])
+                if q is not None:
+                    q.put(msg)
+                continue
+            ev = msg.get("ev")
+            if ev == "hb":
+                self.last_hb = now
+                continue
+            msg["at"] = now
+            with self._cond:
+                if ev == "hello":
+                    self.hello = msg
+                self.events.append(msg)
+                self._cond.notify_all()
+        with self._cond:
+            self.events.append({"ev": "exit", "at": time.monotonic()})
+            self._cond.notify_all()
+
+    def _watch(self) -> None:
+        """Flag a blocked event loop: no heartbeat for BLOCKED_AFTER; dump stacks while it lasts."""
+        while not self._watch_stop.wait(0.05):
+            if not self.alive():
+                return
+            gap = time.monotonic() - self.last_hb
+            if gap > BLOCKED_AFTER and self._in_block is None:
+                cpu0 = self._cpu()
+                mark = self._stderr_size()
+                self.signal(signal.SIGUSR1)  # faulthandler: every thread's stack, loop blocked or not
+                self._in_block = {"since": self.last_hb, "cpu0": cpu0, "mark": mark, "t_cpu": time.monotonic()}
+            elif gap <= BLOCKED_AFTER and self._in_block is not None:
+                self._close_block()
+
+    def _close_block(self) -> None:
+        b = self._in_block
+        assert b is not None
+        self._in_block = None
+        now = time.monotonic()
+        cpu = self._cpu() - b["cpu0"]
+        wall = max(now - b["t_cpu"], 1e-6)
+        self.blocked.append(
+            {
+                "since": b["since"],
+                "duration": round(self.last_hb - b["since"], 3) if self.last_hb > b["since"] else round(now - b["since"], 3),
+                "cpu_busy": round(min(cpu / wall, 1.0), 2),
+                "stacks": self.stderr_text(b["mark"])[-6000:],
+            }
+        )
+
+    def start_watch(self) -> None:
+        self.last_hb = time.monotonic()
+        if not self._watcher.is_alive():
+            self._watcher.start()
+
+    def finish_watch(self) -> list[dict[str, Any]]:
+        """Stop watching; an episode still open is closed and returned too."""
+        self._watch_stop.set()
+        if self._in_block is not None:
+            self._close_block()
+        return self.blocked
+
+    def _cpu(self) -> float:
+        try:
+            t = self.ps.cpu_times()
+            return t.user + t.system
+        except psutil.Error:
+            return 0.0
+
+    def cpu_busy(self, interval: float = 0.3) -> float:
+        """Fraction of one core the agent used over `interval` (a spin is ~1.0, a lost wake-up ~0)."""
+        a = self._cpu()
+        time.sleep(interval)
+        return round(min((self._cpu() - a) / interval, 1.0), 2)
+
+    def _stderr_size(self) -> int:
+        return os.fstat(self.stderr_file.fileno()).st_size
+
+    def stderr_text(self, start: int = 0) -> str:
+        try:
+            return os.pread(self.stderr_file.fileno(), 1_000_000, start).decode(errors="replace")
+        except OSError:
+            return ""
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def signal(self, sig: int) -> None:
+        if self.alive():
+            try:
+                self.proc.send_signal(sig)
+            except ProcessLookupError:
+                pass
+
+    # -- requests -------------------------------------------------------------------
+    def request(self, op: str, timeout: float = 5.0, **kw: Any) -> dict[str, Any]:
+        """Send a request; wait for its reply. AgentError on death, timeout or refusal."""
+        with self._lock:
+            self._next_id += 1
+            rid = self._next_id
+        q: "queue.Queue[dict]" = queue.Queue()
+        self._replies[rid] = q
+        try:
+            try:
+                assert self.proc.stdin is not None
+                self.proc.stdin.write((json.dumps({"id": rid, "op": op, **kw}) + "\n").encode())
+                self.proc.stdin.flush()
+            except (BrokenPipeError, OSError):
+                raise AgentError(f"agent died before '{op}'", evidence=self.stderr_text()[-2000:]) from None
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    reply = q.get(timeout=0.05)
+                    break
+                except queue.Empty:
+                    if not self.alive():
+                        raise AgentError(
+                            f"agent died (status {self.proc.returncode}) during '{op}'",
+                            evidence=self.stderr_text()[-2000:],
+                        ) from None
+                    if time.monotonic() > deadline:
+                        raise AgentError(f"agent did not answer '{op}' within {timeout}s") from None
+        finally:
+            self._replies.pop(rid, None)
+        if not reply.get("ok"):
+            raise AgentError(f"agent refused '{op}': {reply.get('error')}", evidence=reply.get("trace", ""))
+        return reply
+
+    def wait_event(self, pred: Any, timeout: float, start: int = 0) -> dict[str, Any] | None:
+        """The first event (from index `start`) matching `pred`, waiting up to `timeout`."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for ev in self.events[start:]:
+                    if pred(ev):
+                        return ev
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.events and self.events[-1].get("ev") == "exit"):
+                    return None
+                self._cond.wait(min(left, 0.1))
+
+    def find_event(self, pred: Any) -> dict[str, Any] | None:
+        with self._cond:
+            return next((e for e in self.events if pred(e)), None)
+
+    def wait_ready(self, timeout: float = 15.0) -> None:
+        if self.wait_event(lambda e: e.get("ev") == "hello", timeout) is None:
+            raise AgentError(
+                "agent did not start", evidence=self.stderr_text()[-2000:], hint="run `python -m harness.agent` by hand"
+            )
+
+    # -- ending -----------------------------------------------------------------------
+    def kill(self) -> None:
+        self._watch_stop.set()
+        if self.alive():
+            self.proc.kill()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+        for f in (self.proc.stdin, self.proc.stdout):
+            try:
+                if f:
+                    f.close()
+            except OSError:
+                pass
+        self.stderr_file.close()
+
+    def exit(self, timeout: float = 2.0) -> None:
+        """Ask politely, then kill: no agent outlives its scenario."""
+        if self.alive():
+            try:
+                self.request("exit", timeout=timeout)
+                self.proc.wait(timeout)
+            except (AgentError, subprocess.TimeoutExpired):
+                pass
+        self.kill()
+
+
+class AgentPool:
+    """Keeps one agent started ahead (importing nats-py takes ~0.2 s), so scenarios need not wait."""
+
+    def __init__(self, flow_modules: tuple[str, ...] = ()) -> None:
+        self.flow_modules = flow_modules
+        self._spare: AgentProcess | None = None
+
+    def get(self) -> AgentProcess:
+        a = self._spare if self._spare is not None and self._spare.alive() else AgentProcess(self.flow_modules)
+        self._spare = AgentProcess(self.flow_modules)
+        a.wait_ready()
+        return a
+
+    def close(self) -> None:
+        if self._spare is not None:
+            self._spare.kill()
+            self._spare = None

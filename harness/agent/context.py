@@ -1,0 +1,99 @@
+"""FlowContext: what a flow sees of the harness while it runs inside the agent."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import weakref
+from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
+
+from harness.flows import Names
+
+T = TypeVar("T")
+
+
+class FlowContext:
+    """Handed to a flow's `run(ctx)`: the client, names, params, and the harness's hooks."""
+
+    def __init__(self, agent: Any, nc: Any, names: Names, params: dict, barrier: str) -> None:
+        self._agent = agent
+        self.nc = nc
+        self.js = nc.jetstream()
+        self.names = names
+        self.params = params
+        self._barrier = barrier
+        self._released = asyncio.Event()
+        self.subscription: Any = None
+        self._finish_hooks: list[Callable[[], Any]] = []
+        self.finish_requested = False
+        self.pending: dict[int, dict[str, Any]] = {}
+        self._seq = 0
+
+    async def checkpoint(self, name: str) -> None:
+        """Mark a named point; if the scenario's trigger is this barrier, wait for release."""
+        self._agent.emit("checkpoint", name=name)
+        if name == self._barrier:
+            await self._released.wait()
+
+    def release(self) -> None:
+        self._released.set()
+
+    def track(self, sub: Any) -> None:
+        """The subscription drain faults (sub.drain, unsubscribe) act on."""
+        self.subscription = sub
+
+    def on_finish(self, hook: Callable[[], Any]) -> None:
+        """Register the flow's own terminal action (e.g. unsubscribe), run when the runner says so."""
+        self._finish_hooks.append(hook)
+
+    async def finish(self) -> list[str]:
+        self.finish_requested = True
+        errors = []
+        for hook in self._finish_hooks:
+            try:
+                r = hook()
+                if asyncio.iscoroutine(r):
+                    await r
+            except Exception as e:  # reported, not raised: the finding is the iterator's
+                errors.append(f"{type(e).__name__}: {e}")
+        return errors
+
+    def received(self, ids: list[str]) -> None:
+        """Report the message ids the flow has in hand (message accounting, quiescence)."""
+        self._agent.emit("received", count=len(ids), ids=list(ids)[:1000])
+
+    def _enter(self, label: str) -> int:
+        self._seq += 1
+        task = asyncio.current_task()
+        self.pending[self._seq] = {"label": label, "since": time.monotonic(), "task": id(task) if task else 0}
+        return self._seq
+
+    async def call(self, label: str, aw: Awaitable[T], timeout: float | None = None) -> T:
+        """Await a client call, tracked as pending while it runs; `timeout` is the user's own deadline."""
+        k = self._enter(label)
+        try:
+            if timeout is None:
+                return await aw
+            return await asyncio.wait_for(aw, timeout)
+        finally:
+            self.pending.pop(k, None)
+
+    async def iterate(self, label: str, it: Any) -> AsyncIterator[Any]:
+        """Iterate an async iterator, each `__anext__` tracked as a pending call."""
+        ait = it.__aiter__()
+        while True:
+            k = self._enter(f"{label}.__anext__")
+            try:
+                item = await ait.__anext__()
+            except StopAsyncIteration:
+                return
+            finally:
+                self.pending.pop(k, None)
+            yield item
+
+    def pending_calls(self) -> list[dict[str, Any]]:
+        now = time.monotonic()
+        return [{"label": p["label"], "age": round(now - p["since"], 3), "task": p["task"]} for p in self.pending.values()]
+
+
+Labels = weakref.WeakKeyDictionary

@@ -1,0 +1,217 @@
+"""The agent's side of the protocol: one client, one flow, events and snapshots."""
+
+from __future__ import annotations
+
+import asyncio
+import faulthandler
+import json
+import os
+import signal
+import sys
+import time
+import traceback
+import weakref
+from typing import Any
+
+import nats
+
+from harness.agent import snapshot
+from harness.agent.context import FlowContext
+from harness.flows import FLOWS, Names, load_flow_modules
+
+HEARTBEAT = 0.1  # seconds between heartbeats; the runner flags a gap far larger than this
+
+
+class Agent:
+    def __init__(self, out: Any) -> None:
+        self.out = out
+        self.t0 = time.monotonic()
+        self.nc: Any = None
+        self.ctx: FlowContext | None = None
+        self.flow_task: asyncio.Task | None = None
+        self.labels: weakref.WeakKeyDictionary[asyncio.Task, str] = weakref.WeakKeyDictionary()
+
+    # -- output --------------------------------------------------------------
+    def write(self, msg: dict[str, Any]) -> None:
+        self.out.write(json.dumps(msg, default=str) + "\n")
+        self.out.flush()
+
+    def emit(self, ev: str, **kw: Any) -> None:
+        self.write({"ev": ev, "t": round(time.monotonic() - self.t0, 4), **kw})
+
+    def own(self, task: asyncio.Task, role: str) -> asyncio.Task:
+        self.labels[task] = role
+        return task
+
+    # -- main loop -------------------------------------------------------------
+    async def main(self) -> None:
+        loop = asyncio.get_running_loop()
+        snapshot.install_task_factory(loop)
+        self.own(asyncio.current_task(), "agent")  # type: ignore[arg-type]
+        self.own(loop.create_task(self.heartbeat()), "agent")
+        reader = asyncio.StreamReader()
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+        self.emit("hello", pid=os.getpid(), nats_py=_nats_version())
+        while True:
+            line = await reader.readline()
+            if not line:
+                return  # runner gone
+            req = json.loads(line)
+            t = loop.create_task(self.handle(req))
+            self.own(t, "agent")
+            if req.get("op") == "exit":
+                await t
+                return
+
+    async def heartbeat(self) -> None:
+        while True:
+            self.emit("hb")
+            await asyncio.sleep(HEARTBEAT)
+
+    async def handle(self, req: dict[str, Any]) -> None:
+        op = req.get("op")
+        try:
+            reply = await getattr(self, f"op_{op}")(req)
+            self.write({"re": req["id"], "ok": True, **(reply or {})})
+        except Exception as e:
+            self.write(
+                {"re": req["id"], "ok": False, "error": f"{type(e).__name__}: {e}", "trace": traceback.format_exc()[-2000:]}
+            )
+
+    # -- operations -------------------------------------------------------------
+    async def op_connect(self, req: dict[str, Any]) -> dict[str, Any]:
+        async def disconnected() -> None:
+            self.emit("conn", what="disconnected")
+
+        async def reconnected() -> None:
+            self.emit("conn", what="reconnected")
+
+        async def closed() -> None:
+            self.emit("conn", what="closed")
+
+        async def error(e: Exception) -> None:
+            self.emit("conn", what="error", error=f"{type(e).__name__}: {e}")
+
+        self.nc = await nats.connect(
+            **req["options"],
+            disconnected_cb=disconnected,
+            reconnected_cb=reconnected,
+            closed_cb=closed,
+            error_cb=error,
+        )
+        return {}
+
+    async def op_start(self, req: dict[str, Any]) -> dict[str, Any]:
+        spec = FLOWS[req["flow"]]
+        self.ctx = FlowContext(self, self.nc, Names(req["tag"]), dict(req["params"]), req.get("barrier", ""))
+        self.flow_task = self.own(asyncio.get_running_loop().create_task(self.run_flow(spec)), "flow")
+        return {}
+
+    async def run_flow(self, spec: Any) -> None:
+        t = time.monotonic()
+        try:
+            result = await spec.run(self.ctx)
+            self.emit("outcome", status="ok", result=result, duration=round(time.monotonic() - t, 4))
+        except asyncio.CancelledError:
+            self.emit("outcome", status="cancelled", duration=round(time.monotonic() - t, 4))
+            raise
+        except BaseException as e:
+            self.emit(
+                "outcome", status="error", exc_type=f"{type(e).__module__}.{type(e).__qualname__}",
+                message=str(e)[:500], duration=round(time.monotonic() - t, 4),
+            )
+
+    async def op_release(self, req: dict[str, Any]) -> dict[str, Any]:
+        assert self.ctx is not None
+        self.ctx.release()
+        return {}
+
+    async def op_finish(self, req: dict[str, Any]) -> dict[str, Any]:
+        assert self.ctx is not None
+        return {"hook_errors": await self.ctx.finish()}
+
+    async def op_action(self, req: dict[str, Any]) -> dict[str, Any]:
+        """A client-side drain fault: act on the flow's subscription or connection."""
+        name = req["name"]
+        sub = self.ctx.subscription if self.ctx else None
+        if name in ("sub_drain", "unsubscribe") and sub is None:
+            raise RuntimeError("the flow tracks no subscription (ctx.track) to act on")
+        t = time.monotonic()
+        if name == "sub_drain":
+            await sub.drain()
+        elif name == "unsubscribe":
+            await sub.unsubscribe()
+        elif name == "nc_drain":
+            await self.nc.drain()
+        elif name == "close":
+            await self.nc.close()
+        else:
+            raise ValueError(f"unknown action {name}")
+        return {"took": round(time.monotonic() - t, 4)}
+
+    async def op_cancel_flow(self, req: dict[str, Any]) -> dict[str, Any]:
+        if self.flow_task and not self.flow_task.done():
+            self.flow_task.cancel()
+            try:
+                await asyncio.wait_for(asyncio.shield(self.flow_task), req.get("timeout", 2.0))
+            except (asyncio.CancelledError, asyncio.TimeoutError, Exception):
+                pass
+        return {"done": bool(self.flow_task and self.flow_task.done())}
+
+    async def op_pending(self, req: dict[str, Any]) -> dict[str, Any]:
+        return {"pending": self.ctx.pending_calls() if self.ctx else []}
+
+    async def op_snapshot(self, req: dict[str, Any]) -> dict[str, Any]:
+        nc = self.nc
+        return {
+            "tasks": snapshot.tasks(self.labels),
+            "subs": snapshot.subscriptions(nc),
+            "pending": self.ctx.pending_calls() if self.ctx else [],
+            "proc": snapshot.process(),
+            "conn": {
+                "connected": bool(nc and nc.is_connected),
+                "closed": bool(nc and nc.is_closed),
+                "reconnecting": bool(nc and nc.is_reconnecting),
+            },
+            "flow_done": bool(self.flow_task and self.flow_task.done()),
+        }
+
+    async def op_probe(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Recovery: a request round trip and a JetStream API call on the same connection."""
+        t = time.monotonic()
+        timeout = req.get("bound", 1.0)
+        await self.nc.request(req["subject"], b"ping", timeout=timeout)
+        rtt = time.monotonic() - t
+        await asyncio.wait_for(self.nc.jetstream().account_info(), timeout)
+        return {"rtt": round(rtt, 4), "total": round(time.monotonic() - t, 4)}
+
+    async def op_close(self, req: dict[str, Any]) -> dict[str, Any]:
+        t = time.monotonic()
+        if self.nc is not None and not self.nc.is_closed:
+            await asyncio.wait_for(self.nc.close(), req.get("timeout", 5.0))
+        return {"took": round(time.monotonic() - t, 4)}
+
+    async def op_exit(self, req: dict[str, Any]) -> dict[str, Any]:
+        return {}
+
+
+def _nats_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("nats-py")
+    except Exception:
+        return "?"
+
+
+def main() -> None:
+    # The protocol owns the real stdout; anything the client or a flow prints goes to stderr.
+    out = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    # Stacks of every thread on SIGUSR1, even while the event loop is blocked.
+    faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the runner ends the agent, not the terminal's Ctrl-C
+    extra = tuple(m for m in os.environ.get("NATS_CHAOS_FLOW_MODULES", "").split(",") if m)
+    load_flow_modules(extra)
+    agent = Agent(out)
+    asyncio.run(agent.main())

@@ -1,0 +1,27 @@
+"""Client subscriptions left after the flow (the flow unsubscribes in `finally`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.checks import Finding
+
+
+def ignore_request_inbox(sub: dict[str, Any]) -> bool:
+    """The connection's shared request inbox (`_INBOX.<id>.*`), created by the first request."""
+    return sub["subject"].startswith("_INBOX.") and sub["subject"].endswith(".*")
+
+
+def find_leftover_subscriptions(snap: dict[str, Any], baseline_sids: set[int], phase: str) -> list[Finding]:
+    out = []
+    for s in snap["subs"]:
+        if s["sid"] in baseline_sids or ignore_request_inbox(s):
+            continue
+        out.append(
+            Finding(
+                check="subscriptions",
+                summary=f"subscription sid {s['sid']} on {s['subject']} left ({phase})",
+                evidence=f"pending_msgs={s['pending_msgs']} closed={s['closed']} queue={s['queue']!r}",
+            )
+        )
+    return out

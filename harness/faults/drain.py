@@ -1,0 +1,55 @@
+"""Drains: the subscription or connection is ended under the flow (client side), or the server leaves."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.faults import register
+from harness.faults.disconnect import saw_disconnect
+
+
+def _action(name: str) -> Any:
+    def inject(fx: Any) -> None:
+        fx.client_action(name)
+
+    return inject
+
+
+def _action_evidence(fx: Any) -> tuple[bool, str]:
+    a = fx.action_result
+    if a is None:
+        return False, "no client action was performed"
+    if a.get("timed_out"):
+        return True, f"{a['name']} was issued and did not return within {a['timeout']}s"
+    if a.get("error"):
+        return True, f"{a['name']} was issued and raised {a['error']}"
+    return True, f"{a['name']} returned after {a.get('took', 0):.3f}s"
+
+
+def _noop(fx: Any) -> None:
+    return None
+
+
+for _name, _doc in (
+    ("sub_drain", "sub.drain() on the flow's subscription"),
+    ("unsubscribe", "sub.unsubscribe() on the flow's subscription"),
+    ("nc_drain", "nc.drain() on the client's connection"),
+    ("close", "nc.close() on the client's connection"),
+):
+    register(f"drain.{_name}", _action(_name), _noop, _action_evidence, _doc)
+
+
+def _ldm_evidence(fx: Any) -> tuple[bool, str]:
+    log = fx.env.server_log_tail(80).lower()
+    entered = "lame duck" in log
+    ok, text = saw_disconnect(fx)
+    return entered, f"server log {'shows' if entered else 'does not show'} lame duck mode; {text}"
+
+
+register(
+    "drain.lame_duck",
+    lambda fx: fx.env.lame_duck(),
+    lambda fx: fx.env.restart_server(),
+    _ldm_evidence,
+    "server enters lame-duck mode (asks clients to leave); restarted on heal",
+)

@@ -1,0 +1,58 @@
+"""Ack flows: fetch a batch, hold at `before_ack` (where the fault goes in), then acknowledge."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import nats.errors
+
+from harness.flows import flow
+from harness.flows.next import prepare_stream_with_durable
+
+ACK_KINDS = ("ack", "ack_sync", "nak", "nak_delay", "in_progress", "term")
+
+
+def _ack_flow(kind: str) -> None:
+    async def run(ctx: Any) -> dict:
+        sub = await ctx.js.pull_subscribe_bind(durable=ctx.names.consumer, stream=ctx.names.stream)
+        ctx.track(sub)
+        try:
+            msgs: list = []
+            while not msgs:
+                try:
+                    msgs = await ctx.call("fetch", sub.fetch(ctx.params["count"], timeout=ctx.params["fetch_timeout"]))
+                except nats.errors.TimeoutError:
+                    continue
+            ctx.received([m.data.decode() for m in msgs])
+            await ctx.checkpoint("before_ack")
+            t = ctx.params["ack_timeout"]
+            for m in msgs:
+                if kind == "ack":
+                    await ctx.call("ack", m.ack())
+                elif kind == "ack_sync":
+                    await ctx.call("ack_sync", m.ack_sync(timeout=t))
+                elif kind == "nak":
+                    await ctx.call("nak", m.nak())
+                elif kind == "nak_delay":
+                    await ctx.call("nak", m.nak(delay=ctx.params["nak_delay"]))
+                elif kind == "in_progress":
+                    await ctx.call("in_progress", m.in_progress())
+                elif kind == "term":
+                    await ctx.call("term", m.term())
+            # A careful user makes sure fire-and-forget acks reach the server.
+            await ctx.call("flush", ctx.nc.flush(timeout=t))
+        finally:
+            await sub.unsubscribe()
+        return {"acked": len(msgs), "kind": kind}
+
+    run.__doc__ = f"Fetch a batch from a durable pull consumer and `{kind}` every message."
+    flow(
+        f"ack.{kind}",
+        triggers=("before_ack",),
+        prepare=prepare_stream_with_durable,
+        defaults={"count": 5, "fetch_timeout": 2.0, "ack_timeout": 2.0, "nak_delay": 1.0},
+    )(run)
+
+
+for _k in ACK_KINDS:
+    _ack_flow(_k)

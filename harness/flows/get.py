@@ -1,0 +1,68 @@
+"""Get flows: ObjectStore get, KV get, stream get_msg (direct and API)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping
+
+from nats.js.api import StreamConfig
+
+from harness.flows import Names, flow
+
+
+async def _prepare_object(js: Any, names: Names, params: Mapping[str, Any]) -> None:
+    obs = await js.create_object_store(names.bucket)
+    await obs.put("obj", os.urandom(params["size"]))
+
+
+@flow(
+    "objectstore.get",
+    triggers=("in_call", "transfer"),
+    prepare=_prepare_object,
+    defaults={"size": 1_048_576, "call_timeout": 10.0},
+    consumer_stream="object",
+)
+async def objectstore_get(ctx: Any) -> dict:
+    """Get a multi-chunk object from an ObjectStore bucket."""
+    obs = await ctx.js.object_store(ctx.names.bucket)
+    await ctx.checkpoint("in_call")
+    res = await ctx.call("objectstore.get", obs.get("obj"), timeout=ctx.params["call_timeout"])
+    if len(res.data) != ctx.params["size"]:
+        raise AssertionError(f"object truncated: {len(res.data)} of {ctx.params['size']} bytes")
+    return {"bytes": len(res.data)}
+
+
+async def _prepare_kv(js: Any, names: Names, params: Mapping[str, Any]) -> None:
+    kv = await js.create_key_value(bucket=names.bucket)
+    await kv.put("k", b"v" * params["size"])
+
+
+@flow("kv.get", triggers=("in_call",), prepare=_prepare_kv, defaults={"size": 1024, "call_timeout": 5.0}, consumer_stream="kv")
+async def kv_get(ctx: Any) -> dict:
+    """Get one key from a KV bucket."""
+    kv = await ctx.js.key_value(ctx.names.bucket)
+    await ctx.checkpoint("in_call")
+    e = await ctx.call("kv.get", kv.get("k"), timeout=ctx.params["call_timeout"])
+    return {"bytes": len(e.value or b"")}
+
+
+async def _prepare_stream_msg(js: Any, names: Names, params: Mapping[str, Any]) -> None:
+    await js.add_stream(StreamConfig(name=names.stream, subjects=[f"{names.subject}.>"], allow_direct=True))
+    await js.publish(f"{names.subject}.m", b"x" * params["size"])
+
+
+@flow(
+    "stream.get_msg",
+    triggers=("in_call",),
+    prepare=_prepare_stream_msg,
+    defaults={"size": 1024, "direct": False, "call_timeout": 5.0},
+)
+async def stream_get_msg(ctx: Any) -> dict:
+    """Get a stored message by sequence (JetStream API, or direct get with direct: true)."""
+    await ctx.checkpoint("in_call")
+    m = await ctx.call(
+        "stream.get_msg",
+        ctx.js.get_msg(ctx.names.stream, seq=1, direct=ctx.params["direct"]),
+        timeout=ctx.params["call_timeout"],
+    )
+    return {"bytes": len(m.data or b"")}

@@ -1,0 +1,114 @@
+"""Next flows: pull fetch, `async for` over a subscription, next_msg."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import nats.errors
+from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
+
+from harness.flows import Names, flow
+
+
+async def prepare_stream_with_durable(js: Any, names: Names, params: Mapping[str, Any]) -> None:
+    """A stream, a durable pull consumer (the observer's, not the client's), `count` messages."""
+    await js.add_stream(StreamConfig(name=names.stream, subjects=[f"{names.subject}.>"]))
+    await js.add_consumer(
+        names.stream,
+        ConsumerConfig(durable_name=names.consumer, ack_policy=AckPolicy.EXPLICIT, ack_wait=30.0),
+    )
+    for i in range(params["count"]):
+        await js.publish(f"{names.subject}.m", str(i).encode())
+
+
+async def prepare_stream(js: Any, names: Names, params: Mapping[str, Any]) -> None:
+    """A stream with `count` messages; the client creates its own consumer."""
+    await js.add_stream(StreamConfig(name=names.stream, subjects=[f"{names.subject}.>"]))
+    for i in range(params["count"]):
+        await js.publish(f"{names.subject}.m", str(i).encode())
+
+
+@flow(
+    "next.fetch",
+    triggers=("waiting",),
+    prepare=prepare_stream_with_durable,
+    defaults={"count": 10, "batch": 5, "fetch_timeout": 2.0},
+)
+async def fetch(ctx: Any) -> dict:
+    """Pull-fetch every message, acking each, then one more fetch that waits for more."""
+    sub = await ctx.js.pull_subscribe_bind(durable=ctx.names.consumer, stream=ctx.names.stream)
+    ctx.track(sub)
+    got: list[str] = []
+    try:
+        while len(got) < ctx.params["count"]:
+            try:
+                msgs = await ctx.call("fetch", sub.fetch(ctx.params["batch"], timeout=ctx.params["fetch_timeout"]))
+            except nats.errors.TimeoutError:
+                continue
+            for m in msgs:
+                await m.ack()
+                got.append(m.data.decode())
+        ctx.received(got)
+        # The stream is empty now: this fetch parks a pull request on the server
+        # (the `waiting` trigger) and must return by its own timeout.
+        try:
+            await ctx.call("fetch", sub.fetch(1, timeout=ctx.params["fetch_timeout"]))
+        except nats.errors.TimeoutError:
+            pass
+    finally:
+        await sub.unsubscribe()
+    return {"received": len(got)}
+
+
+@flow(
+    "next.iterate",
+    triggers=("blocked",),
+    prepare=prepare_stream,
+    defaults={"count": 10},
+)
+async def iterate(ctx: Any) -> dict:
+    """`async for msg in sub.messages` on a push subscription, ended by unsubscribe (or a drain fault)."""
+    sub = await ctx.js.subscribe(f"{ctx.names.subject}.>", manual_ack=True)
+    ctx.track(sub)
+    ctx.on_finish(sub.unsubscribe)  # the flow's own terminal event, once the runner says so
+    got: list[str] = []
+    try:
+        async for msg in ctx.iterate("sub.messages", sub.messages):
+            await msg.ack()
+            got.append(msg.data.decode())
+            if len(got) == ctx.params["count"]:
+                ctx.received(got)
+    finally:
+        if not sub._closed:
+            await sub.unsubscribe()
+    return {"received": len(got)}
+
+
+@flow(
+    "next.next_msg",
+    triggers=("blocked",),
+    prepare=prepare_stream,
+    defaults={"count": 10, "next_timeout": 2.0},
+)
+async def next_msg(ctx: Any) -> dict:
+    """`sub.next_msg(timeout)` in a loop until every message is in, then one that waits."""
+    sub = await ctx.js.subscribe(f"{ctx.names.subject}.>", manual_ack=True)
+    ctx.track(sub)
+    got: list[str] = []
+    try:
+        while len(got) < ctx.params["count"]:
+            try:
+                msg = await ctx.call("next_msg", sub.next_msg(timeout=ctx.params["next_timeout"]))
+            except nats.errors.TimeoutError:
+                continue
+            await msg.ack()
+            got.append(msg.data.decode())
+        ctx.received(got)
+        try:
+            await ctx.call("next_msg", sub.next_msg(timeout=ctx.params["next_timeout"]))
+        except nats.errors.TimeoutError:
+            pass
+    finally:
+        if not sub._closed:
+            await sub.unsubscribe()
+    return {"received": len(got)}

@@ -1,0 +1,121 @@
+"""Self-test flows: misbehave on purpose (and their clean twins), to prove the checks catch them.
+
+They stand in for a buggy client: the harness must report each one with the right
+check and verdict, every time, and must pass each clean twin, every time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, AsyncIterator
+
+from nats.js.api import ConsumerConfig, StreamConfig
+
+from harness.flows import Names, flow
+
+_LEAKED: list[asyncio.Task] = []  # keep leaked tasks referenced, as a buggy library would
+
+
+async def _forever() -> None:
+    await asyncio.Event().wait()
+
+
+@flow("selftest.leak_task", triggers=("in_call",))
+async def leak_task(ctx: Any) -> dict:
+    """Start a background task and never end it."""
+    await ctx.checkpoint("in_call")
+    _LEAKED.append(asyncio.get_running_loop().create_task(_forever()))
+    return {}
+
+
+@flow("selftest.clean_task", triggers=("in_call",))
+async def clean_task(ctx: Any) -> dict:
+    """Start a background task and end it before returning."""
+    await ctx.checkpoint("in_call")
+    t = asyncio.get_running_loop().create_task(_forever())
+    await asyncio.sleep(0)
+    t.cancel()
+    try:
+        await t
+    except asyncio.CancelledError:
+        pass
+    return {}
+
+
+async def _prepare_stream(js: Any, names: Names, params: Any) -> None:
+    await js.add_stream(StreamConfig(name=names.stream, subjects=[f"{names.subject}.>"]))
+
+
+async def _bound_push_consumer(ctx: Any, durable: str) -> Any:
+    """A durable push consumer and a plain subscription on its deliver subject (live interest)."""
+    inbox = ctx.nc.new_inbox()
+    await ctx.js.add_consumer(ctx.names.stream, ConsumerConfig(durable_name=durable, deliver_subject=inbox))
+    return await ctx.nc.subscribe(inbox)
+
+
+@flow("selftest.leave_consumer", triggers=("in_call",), prepare=_prepare_stream)
+async def leave_consumer(ctx: Any) -> dict:
+    """Create a durable push consumer and keep a subscription on it (live interest) forever."""
+    await ctx.checkpoint("in_call")
+    _LEAKED.append(await _bound_push_consumer(ctx, "leftover"))
+    return {}
+
+
+@flow("selftest.clean_consumer", triggers=("in_call",), prepare=_prepare_stream)
+async def clean_consumer(ctx: Any) -> dict:
+    """Create the same consumer, then unsubscribe and delete it."""
+    await ctx.checkpoint("in_call")
+    sub = await _bound_push_consumer(ctx, "tidy")
+    try:
+        await ctx.nc.flush()
+    finally:
+        await sub.unsubscribe()
+        await ctx.js.delete_consumer(ctx.names.stream, "tidy")
+    return {}
+
+
+async def _messages(ctx: Any, honour_finish: bool) -> AsyncIterator[int]:
+    done = asyncio.Event()
+    if honour_finish:
+        ctx.on_finish(done.set)
+    yield 1
+    await (done.wait() if honour_finish else asyncio.Event().wait())  # a lost wake-up when not honoured
+
+
+@flow("selftest.stuck_iterator", triggers=("blocked",))
+async def stuck_iterator(ctx: Any) -> dict:
+    """An iterator that does not end when the flow's terminal event comes (a lost wake-up)."""
+    n = 0
+    async for _ in ctx.iterate("messages", _messages(ctx, honour_finish=False)):
+        n += 1
+        ctx.received([str(n)])
+    return {"received": n}
+
+
+@flow("selftest.clean_iterator", triggers=("blocked",))
+async def clean_iterator(ctx: Any) -> dict:
+    """An iterator that ends when the flow's terminal event comes."""
+    n = 0
+    async for _ in ctx.iterate("messages", _messages(ctx, honour_finish=True)):
+        n += 1
+        ctx.received([str(n)])
+    return {"received": n}
+
+
+@flow("selftest.spin", triggers=("in_call",), defaults={"seconds": 2.0})
+async def spin(ctx: Any) -> dict:
+    """Hold the event loop in a busy loop (bounded): nothing else can run meanwhile."""
+    await ctx.checkpoint("in_call")
+    end = time.monotonic() + ctx.params["seconds"]
+    while time.monotonic() < end:
+        pass
+    return {}
+
+
+@flow("selftest.yield", triggers=("in_call",), defaults={"seconds": 2.0})
+async def yield_(ctx: Any) -> dict:
+    """Wait the same time as `selftest.spin`, yielding to the loop."""
+    await ctx.checkpoint("in_call")
+    await asyncio.sleep(ctx.params["seconds"])
+    return {}

@@ -1,0 +1,150 @@
+"""The observer: a direct connection (no proxy) that prepares, watches and inspects the server.
+
+It runs its own asyncio loop in a thread so the (synchronous) runner can call it with
+a bound on every call. Watching uses the monitoring endpoints (`/jsz`) over HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import urllib.request
+from typing import Any, Awaitable, Callable, TypeVar
+
+import nats
+import nats.js.errors
+
+from harness.env.base import Environment
+from harness.errors import HarnessError
+from harness.flows import FlowSpec, Names
+
+T = TypeVar("T")
+
+
+class ObserverError(HarnessError):
+    """The observer could not prepare or inspect the server."""
+
+
+def stream_for(spec: FlowSpec, names: Names) -> str:
+    """The stream whose consumers the flow (or the client, for it) creates."""
+    return {"object": f"OBJ_{names.bucket}", "kv": f"KV_{names.bucket}"}.get(spec.consumer_stream, names.stream)
+
+
+class Observer:
+    def __init__(self, env: Environment) -> None:
+        self.env = env
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="observer", daemon=True)
+        self._thread.start()
+        self.nc: Any = None
+        self._echo: dict[str, Any] = {}
+
+    def run(self, fn: Callable[[], Awaitable[T]], timeout: float = 10.0) -> T:
+        fut = asyncio.run_coroutine_threadsafe(fn(), self.loop)
+        try:
+            return fut.result(timeout)
+        except TimeoutError:
+            fut.cancel()
+            raise ObserverError(f"observer call timed out after {timeout}s", hint="is nats-server answering? check its log")
+
+    def connect(self) -> None:
+        async def go() -> None:
+            if self.nc is None or self.nc.is_closed:
+                self.nc = await nats.connect(
+                    **self.env.connect_options(direct=True), max_reconnect_attempts=-1, reconnect_time_wait=0.1
+                )
+
+        self.run(go)
+
+    @property
+    def js(self) -> Any:
+        return self.nc.jetstream()
+
+    # -- per scenario -------------------------------------------------------------------
+    def prepare(self, spec: FlowSpec, names: Names, params: dict[str, Any]) -> None:
+        """Create what the flow needs, and an echo responder for the recovery probe."""
+
+        async def go() -> None:
+            if spec.prepare is not None:
+                await spec.prepare(self.js, names, params)
+
+            async def echo(msg: Any) -> None:
+                await msg.respond(msg.data)
+
+            self._echo[names.tag] = await self.nc.subscribe(names.echo_subject, cb=echo)
+            await self.nc.flush()
+
+        self.run(go, timeout=30)
+
+    def cleanup(self, spec: FlowSpec, names: Names) -> None:
+        """Remove the scenario's streams and its echo responder (best effort, bounded)."""
+
+        async def go() -> None:
+            sub = self._echo.pop(names.tag, None)
+            if sub is not None:
+                await sub.unsubscribe()
+            for s in {names.stream, stream_for(spec, names)}:
+                try:
+                    await self.js.delete_stream(s)
+                except (nats.js.errors.NotFoundError, nats.errors.Error):
+                    pass
+
+        try:
+            self.run(go, timeout=10)
+        except Exception:
+            pass
+
+    def consumers(self, stream: str) -> dict[str, dict[str, Any]]:
+        """Consumer infos of a stream, by name (empty if the stream does not exist)."""
+
+        async def go() -> dict[str, dict[str, Any]]:
+            try:
+                infos = await self.js.consumers_info(stream)
+            except nats.js.errors.NotFoundError:
+                return {}
+            return {ci.name: _consumer_dict(ci) for ci in infos}
+
+        return self.run(go)
+
+    def jsz_consumers(self, stream: str) -> dict[str, dict[str, Any]]:
+        """Consumer state from `/jsz` (cheap to poll: used to fire observed triggers)."""
+        url = f"{self.env.monitor_url}/jsz?consumers=true&config=true"
+        with urllib.request.urlopen(url, timeout=2) as r:
+            doc = json.load(r)
+        out: dict[str, dict[str, Any]] = {}
+        for acc in doc.get("account_details") or []:
+            for s in acc.get("stream_detail") or []:
+                if s.get("name") == stream:
+                    for c in s.get("consumer_detail") or []:
+                        out[c["name"]] = c
+        return out
+
+    def close(self) -> None:
+        async def go() -> None:
+            if self.nc is not None and not self.nc.is_closed:
+                await self.nc.close()
+
+        try:
+            self.run(go, timeout=5)
+        except Exception:
+            pass
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
+        self.loop.close()
+
+
+def _consumer_dict(ci: Any) -> dict[str, Any]:
+    cfg = ci.config
+    return {
+        "name": ci.name,
+        "durable": bool(cfg.durable_name),
+        "push": bool(cfg.deliver_subject),
+        "push_bound": bool(getattr(ci, "push_bound", False)),
+        "num_waiting": ci.num_waiting or 0,
+        "num_ack_pending": ci.num_ack_pending or 0,
+        "num_pending": ci.num_pending or 0,
+        "inactive_threshold": cfg.inactive_threshold,
+        "delivered_stream_seq": ci.delivered.stream_seq if ci.delivered else 0,
+        "created": str(ci.created),
+    }

@@ -1,0 +1,400 @@
+"""Run one scenario: isolated names -> baseline -> flow -> trigger -> inject -> hold -> heal
+-> let the flow finish -> the flow's cleanup -> checks -> record.
+
+Faults are healed in `finally`, always; no agent outlives its scenario; every step is
+a timestamped event on the record instead of an exception that escapes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import time
+from typing import Any, Callable
+
+from harness import checks as checks_mod
+from harness import faults, triggers
+from harness.agent.client import AgentError, AgentPool, AgentProcess
+from harness.checks import Finding, settle
+from harness.checks.consumers import find_leftover_consumers
+from harness.checks.subscriptions import find_leftover_subscriptions
+from harness.checks.tasks import find_leaked_tasks
+from harness.env.base import Environment
+from harness.errors import HarnessError
+from harness.flows import FLOWS, FlowSpec, Names
+from harness.observer import Observer, stream_for
+from harness.scenario import Scenario
+
+VERDICTS = ("passed", "failed", "inconclusive", "error")
+
+# The client under test is configured like an application that wants to notice a dead
+# link quickly and keep trying; recorded in the run header.
+CLIENT_OPTIONS: dict[str, Any] = {
+    "connect_timeout": 2,
+    "reconnect_time_wait": 0.25,
+    "max_reconnect_attempts": -1,
+    "ping_interval": 1,
+    "max_outstanding_pings": 2,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Bounds the runner applies; shown in the run header."""
+
+    leak_grace: float = 1.0  # a leaky task/subscription gets this long to go away
+    stuck_after: float = 3.0  # after the terminal event, a pending call must resolve within this
+    recovery_bound: float = 10.0  # after heal, the same connection must answer within this
+    consumer_wait: float = 7.0  # wait at most this long for the server to reap an inactive consumer
+    pacing_kbps: int = 512  # link speed while a `transfer` trigger waits for its moment
+
+
+@dataclasses.dataclass(frozen=True)
+class Record:
+    """What happened in one scenario."""
+
+    id: str
+    flow: str
+    fault: str
+    trigger: str
+    seed: int
+    verdict: str
+    reason: str
+    findings: tuple[Finding, ...]
+    events: tuple[dict[str, Any], ...]
+    timings: dict[str, float]
+    replay: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["findings"] = [f.to_json() for f in self.findings]
+        d["events"] = list(self.events)
+        return d
+
+
+class RunContext:
+    """Everything a trigger, fault or check may look at during one scenario."""
+
+    def __init__(self, env: Environment, observer: Observer, scenario: Scenario, spec: FlowSpec, names: Names) -> None:
+        self.env, self.observer, self.scenario, self.spec, self.names = env, observer, scenario, spec, names
+        self.agent: AgentProcess = None  # type: ignore[assignment]
+        self.object_stream = stream_for(spec, names)
+        self.t0 = time.monotonic()
+        self.timeline: list[dict[str, Any]] = []
+        self.inherent = 0.0
+        self.injected_at = 0.0
+        self.server_was_running_at_inject = True
+        self.action_result: dict[str, Any] | None = None
+
+    def event(self, what: str, **kw: Any) -> None:
+        self.timeline.append({"t": round(time.monotonic() - self.t0, 4), "source": "runner", "what": what, **kw})
+
+    def wait(self, seconds: float) -> None:
+        """An inherent wait (fault hold): counted apart from harness overhead."""
+        if seconds > 0:
+            time.sleep(seconds)
+            self.inherent += seconds
+
+    def received(self) -> bool:
+        return self.agent.find_event(lambda e: e.get("ev") == "received") is not None
+
+    def event_since_inject(self, pred: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
+        return self.agent.find_event(lambda e: e.get("at", 0) >= self.injected_at and pred(e))
+
+    def client_action(self, name: str) -> None:
+        timeout = self.scenario.hold + 5.0
+        try:
+            r = self.agent.request("action", timeout=timeout, name=name)
+            self.action_result = {"name": name, "took": r.get("took", 0.0)}
+        except AgentError as e:
+            if "did not answer" in e.summary:
+                self.action_result = {"name": name, "timed_out": True, "timeout": timeout}
+            elif "refused" in e.summary:
+                self.action_result = {"name": name, "error": e.summary.split(": ", 1)[-1]}
+            else:
+                raise
+        self.event("action", **self.action_result)
+
+
+class Runner:
+    def __init__(self, env: Environment, run_seed: int, settings: Settings = Settings(), flow_modules: tuple[str, ...] = ()) -> None:
+        self.env = env
+        self.run_seed = run_seed
+        self.settings = settings
+        self.pool = AgentPool(flow_modules)
+        self.observer = Observer(env)
+        self.observer.connect()
+        self._n = 0
+
+    def close(self) -> None:
+        self.pool.close()
+        self.observer.close()
+
+    # -- one scenario ------------------------------------------------------------------
+    def run(self, sc: Scenario, replay: str = "") -> Record:
+        seed = sc.seed(self.run_seed)
+        rng = random.Random(seed)
+        self._n += 1
+        names = Names(tag=f"{self._n:03d}{rng.getrandbits(24):06x}")
+        spec = FLOWS[sc.flow]
+        rc = RunContext(self.env, self.observer, sc, spec, names)
+        findings: list[Finding] = []
+        verdict, reason = "passed", ""
+        try:
+            findings, inconclusive = self._run(rc)
+            if findings:
+                verdict, reason = "failed", f"{len(findings)} finding(s)"
+            elif inconclusive:
+                verdict, reason = "inconclusive", inconclusive
+        except HarnessError as e:
+            verdict, reason = "error", str(e).splitlines()[0]
+            rc.event("error", error=str(e)[-3000:])
+        except Exception as e:  # a harness bug: recorded, not raised, so the run goes on
+            verdict, reason = "error", f"{type(e).__name__}: {e}"
+            rc.event("error", error=reason)
+        finally:
+            if rc.agent is not None:
+                rc.agent.exit()
+            self.observer.cleanup(spec, names)
+        wall = time.monotonic() - rc.t0
+        events = list(rc.timeline)
+        if rc.agent is not None:
+            for e in rc.agent.events:
+                if e.get("ev") in ("hello", "exit"):
+                    continue
+                extra = {k: v for k, v in e.items() if k not in ("ev", "at", "t")}
+                events.append({"t": round(e["at"] - rc.t0, 4), "source": "agent", "what": e["ev"], **extra})
+        events.sort(key=lambda e: e["t"])
+        return Record(
+            id=sc.id, flow=sc.flow, fault=sc.fault, trigger=sc.trigger, seed=seed, verdict=verdict, reason=reason,
+            findings=tuple(findings), events=tuple(events),
+            timings={"wall": round(wall, 4), "inherent": round(rc.inherent, 4), "overhead": round(wall - rc.inherent, 4)},
+            replay=replay if verdict != "passed" else "",
+        )
+
+    def _run(self, rc: RunContext) -> tuple[list[Finding], str]:
+        sc, st = rc.scenario, self.settings
+        fault = faults.FAULTS.get(sc.fault)
+        trig = triggers.TRIGGERS.get(sc.trigger) if fault else None
+        env, obs = self.env, self.observer
+
+        env.reset_proxy()
+        obs.prepare(rc.spec, rc.names, dict(sc.params))
+        base_consumers = set(obs.consumers(rc.object_stream))
+        rc.event("prepared", names=rc.names.tag)
+        rc.agent = agent = self.pool.get()
+        agent.start_watch()
+        agent.request("connect", timeout=10, options={**env.connect_options(), **CLIENT_OPTIONS})
+        base = agent.request("snapshot")
+        base_tasks = {t["id"] for t in base["tasks"]}
+        base_sids = {s["sid"] for s in base["subs"]}
+        if trig is not None and trig.paced:
+            env.toxiproxy.add_toxic(env.proxy_name, "bandwidth", name=triggers.PACING, rate=st.pacing_kbps)
+        agent.request("start", flow=sc.flow, params=dict(sc.params), tag=rc.names.tag, barrier=trig.barrier if trig else "")
+        started = time.monotonic()
+        deadline = started + sc.timeout
+        rc.event("flow started")
+
+        inconclusive = ""
+        terminal_at = None
+        if fault is not None and trig is not None:
+            t = time.monotonic()
+            fired = self._wait_trigger(rc, trig, deadline)
+            rc.inherent += time.monotonic() - t
+            if not fired:
+                inconclusive = f"trigger '{sc.trigger}' never fired (flow ended or deadline passed first)"
+                rc.event("trigger missed")
+            else:
+                rc.event("trigger fired", trigger=sc.trigger)
+                try:
+                    rc.injected_at = time.monotonic()
+                    rc.server_was_running_at_inject = env.server_running()
+                    fault.inject(rc)
+                    rc.server_was_running_at_inject = env.server_running()
+                    rc.event("fault injected", fault=sc.fault)
+                    if trig.barrier:
+                        agent.request("release")
+                    if sc.fault.startswith("drain."):
+                        terminal_at = time.monotonic()
+                    rc.wait(max(sc.hold - (time.monotonic() - rc.injected_at), 0))
+                    ok, text = fault.evidence(rc)
+                    rc.event("evidence", ok=ok, text=text)
+                    if not ok:
+                        inconclusive = f"no evidence the fault took effect: {text}"
+                finally:
+                    fault.heal(rc)
+                    if trig.paced:
+                        env.toxiproxy.remove_toxic(env.proxy_name, triggers.PACING)
+                    rc.event("fault healed")
+        elif trig is not None and trig.paced:
+            env.toxiproxy.remove_toxic(env.proxy_name, triggers.PACING)
+
+        findings: list[Finding] = []
+        # The flow's own terminal event once it has everything (e.g. unsubscribe for an iterator).
+        t = time.monotonic()
+        if agent.wait_event(lambda e: e.get("ev") in ("received", "outcome"), max(deadline - time.monotonic(), 0)):
+            if agent.find_event(lambda e: e.get("ev") == "outcome") is None:
+                agent.request("finish")
+                rc.event("finish sent")
+                terminal_at = terminal_at or time.monotonic()
+        limit = deadline if terminal_at is None else min(deadline, max(terminal_at, time.monotonic()) + st.stuck_after)
+        outcome = agent.wait_event(lambda e: e.get("ev") == "outcome", max(limit - time.monotonic(), 0))
+        rc.inherent += time.monotonic() - t
+        if outcome is None:
+            findings += self._stuck(rc, terminal_at)
+            agent.request("cancel_flow", timeout=5)
+        if rc.action_result and rc.action_result.get("timed_out"):
+            findings.append(Finding("iterators", f"{rc.action_result['name']} did not return within {rc.action_result['timeout']}s"))
+
+        # -- checks with the connection open --------------------------------------------
+        want = set(sc.checks)
+        client_open = not sc.fault in ("drain.close", "drain.nc_drain")
+        if "recovery" in want and client_open and fault is not None:
+            findings += self._recovery(rc)
+        if "tasks" in want:
+            findings += self._settled(rc, lambda s: find_leaked_tasks(s, base_tasks, "after the flow"))
+        if "subscriptions" in want:
+            findings += self._settled(rc, lambda s: find_leftover_subscriptions(s, base_sids, "after the flow"))
+        if "consumers" in want:
+            findings += find_leftover_consumers(obs.consumers(rc.object_stream), base_consumers, True, "after the flow")
+
+        # -- close, then nothing of the client may remain ----------------------------------
+        try:
+            agent.request("close", timeout=6)
+            rc.event("client closed")
+        except AgentError as e:
+            findings.append(Finding("iterators", f"nc.close() did not complete: {e.summary}", evidence=self._stacks(rc)))
+        if "tasks" in want:
+            findings += self._settled(rc, lambda s: find_leaked_tasks(s, base_tasks, "after close"))
+        if "consumers" in want:
+            findings += self._consumers_after_close(rc, base_consumers)
+        if "loop" in want:
+            for b in agent.finish_watch():
+                kind = "spinning" if b["cpu_busy"] >= 0.5 else "blocked (idle CPU)"
+                findings.append(
+                    Finding("loop", f"event loop {kind} for {b['duration']:.2f}s (cpu {b['cpu_busy']:.0%})", evidence=b["stacks"])
+                )
+        # Don't report the same line twice (a leak seen after the flow and after close is one leak per phase).
+        return findings, inconclusive
+
+    # -- helpers ------------------------------------------------------------------------
+    def _wait_trigger(self, rc: RunContext, trig: triggers.Trigger, deadline: float) -> bool:
+        agent = rc.agent
+        if trig.barrier:
+            ev = agent.wait_event(
+                lambda e: (e.get("ev") == "checkpoint" and e.get("name") == trig.barrier) or e.get("ev") == "outcome",
+                max(deadline - time.monotonic(), 0),
+            )
+            return bool(ev and ev.get("ev") == "checkpoint")
+        delay = 0.005
+        while time.monotonic() < deadline:
+            if agent.find_event(lambda e: e.get("ev") == "outcome"):
+                return False
+            if trig.fired and trig.fired(rc):
+                return True
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+        return False
+
+    def _snapshot(self, rc: RunContext) -> dict[str, Any]:
+        return rc.agent.request("snapshot", timeout=5)
+
+    def _settled(self, rc: RunContext, find: Callable[[dict[str, Any]], list[Finding]]) -> list[Finding]:
+        t = time.monotonic()
+        out = settle(lambda: find(self._snapshot(rc)), t + self.settings.leak_grace)
+        if out:
+            rc.inherent += time.monotonic() - t
+        return out
+
+    def _stacks(self, rc: RunContext) -> str:
+        try:
+            snap = self._snapshot(rc)
+        except AgentError as e:
+            return f"(no snapshot: {e.summary})"
+        lines = []
+        for t in snap["tasks"]:
+            if t["role"] != "agent" and t["state"] != "done":
+                lines.append(f"task {t['coro']} ({t['state']}):\n  " + "\n  ".join(t["stack"]))
+        return "\n".join(lines)
+
+    def _stuck(self, rc: RunContext, terminal_at: float | None) -> list[Finding]:
+        snap = self._snapshot(rc)
+        busy = rc.agent.cpu_busy()
+        rc.inherent += 0.3
+        what = "spin (busy CPU)" if busy >= 0.5 else "lost wake-up (idle CPU)"
+        after = "the terminal event" if terminal_at else "the flow's deadline"
+        pending = snap["pending"] or [{"label": "(no tracked call)", "age": 0, "task": 0}]
+        by_id = {t["id"]: t for t in snap["tasks"]}
+        out = []
+        for p in pending:
+            task = by_id.get(p["task"])
+            stack = "\n  ".join(task["stack"]) if task else self._stacks(rc)
+            out.append(
+                Finding(
+                    "iterators",
+                    f"{p['label']} still pending {p['age']:.1f}s, not resolved after {after}: {what}",
+                    evidence=f"cpu busy {busy:.0%}\nawaiting stack:\n  {stack}",
+                )
+            )
+        rc.event("stuck", pending=[p["label"] for p in pending], cpu_busy=busy)
+        return out
+
+    def _recovery(self, rc: RunContext) -> list[Finding]:
+        """After heal, the same connection must serve a round trip and a JetStream call."""
+        t = time.monotonic()
+        deadline = t + self.settings.recovery_bound
+        last = ""
+        delay = 0.05
+        while True:
+            try:
+                r = rc.agent.request("probe", timeout=3, subject=rc.names.echo_subject, bound=1.0)
+                rc.event("recovered", after=round(time.monotonic() - t, 3), rtt=r.get("rtt"))
+                return []
+            except AgentError as e:
+                last = e.summary
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+        rc.inherent += time.monotonic() - t
+        snap = self._snapshot(rc)
+        conn = snap["conn"]
+        zombie = conn["connected"]
+        return [
+            Finding(
+                "recovery",
+                f"{'zombie: says connected but' if zombie else 'connection'} did not serve a request within "
+                f"{self.settings.recovery_bound:.0f}s after heal",
+                evidence=f"last error: {last}\nconnection state: {conn}",
+            )
+        ]
+
+    def _consumers_after_close(self, rc: RunContext, base: set[str]) -> list[Finding]:
+        obs, st = self.observer, self.settings
+        found = find_leftover_consumers(obs.consumers(rc.object_stream), base, False, "after close")
+        if found:
+            return found
+        # Consumers on their way out: wait (bounded) for the server to reap them.
+        left = {n: c for n, c in obs.consumers(rc.object_stream).items() if n not in base}
+        thresholds = [c["inactive_threshold"] or 0 for c in left.values()]
+        if not left or max(thresholds) > st.consumer_wait:
+            if left:
+                rc.event("consumers not waited for", names=sorted(left), thresholds=thresholds)
+            return []
+        t = time.monotonic()
+        end = t + max(thresholds) + 1.5
+        while time.monotonic() < end:
+            now = obs.consumers(rc.object_stream)
+            if not any(n in now for n in left):
+                break
+            time.sleep(0.25)
+        rc.inherent += time.monotonic() - t
+        now = obs.consumers(rc.object_stream)
+        out = []
+        for n in left:
+            if n in now:
+                out.append(Finding("consumers", f"consumer {n} survived its inactive threshold ({left[n]['inactive_threshold']}s) after close",
+                                   evidence=", ".join(f"{k}={v}" for k, v in now[n].items())))
+            else:
+                rc.event("consumer reaped", name=n)
+        return out

@@ -1,0 +1,214 @@
+"""Scenarios as data: `flow x fault x trigger x checks`, loaded from YAML matrices.
+
+A file in `scenarios/` looks like:
+
+    defaults:            # optional; apply to every entry
+      hold: 1.0          # seconds the fault stays in place
+      timeout: 15        # the flow's own deadline (seconds)
+      checks: [tasks, consumers, iterators, subscriptions, loop, recovery]
+    matrix:
+      - name: get                        # entry name (for error messages)
+        flows: [objectstore.get]
+        faults: [none, stall.bandwidth0, disconnect.reset_peer]
+        triggers: [in_call]
+        params: {size: 2097152}          # flow parameters (override the flow's defaults)
+
+Each entry expands to one scenario per flow x fault x trigger, with a stable id
+`flow[fault@trigger]` (`flow[none]` for the no-fault control). The whole file is
+validated before anything runs; every error names the file, the entry and the field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import zlib
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import yaml
+
+from harness.errors import HarnessError
+
+NO_FAULT = "none"
+DEFAULT_CHECKS = ("tasks", "consumers", "iterators", "subscriptions", "loop", "recovery")
+
+
+class ScenarioError(HarnessError):
+    """A scenario file is malformed; the message names file, entry and field."""
+
+    def __init__(self, file: str, entry: str, field: str, problem: str, hint: str = "") -> None:
+        self.file, self.entry, self.field, self.problem = file, entry, field, problem
+        super().__init__(f"{file}: entry {entry}: field '{field}': {problem}", hint=hint)
+
+
+@dataclasses.dataclass(frozen=True)
+class Scenario:
+    """One runnable scenario: a flow, the fault injected into it, when, and what is checked."""
+
+    id: str
+    flow: str
+    fault: str
+    trigger: str
+    checks: tuple[str, ...]
+    params: Mapping[str, Any]
+    fault_params: Mapping[str, Any]
+    hold: float
+    timeout: float
+    source: str  # "file:entry", for messages and replay
+
+    @property
+    def is_control(self) -> bool:
+        return self.fault == NO_FAULT
+
+    def seed(self, run_seed: int) -> int:
+        """This scenario's seed, derived from the run's seed and the stable id."""
+        return zlib.crc32(f"{run_seed}:{self.id}".encode()) & 0x7FFFFFFF
+
+    def to_json(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["params"], d["fault_params"] = dict(self.params), dict(self.fault_params)
+        return d
+
+
+def scenario_id(flow: str, fault: str, trigger: str) -> str:
+    return f"{flow}[{fault}]" if fault == NO_FAULT else f"{flow}[{fault}@{trigger}]"
+
+
+# -- loading --------------------------------------------------------------------
+
+_ENTRY_KEYS = {"name", "flows", "faults", "triggers", "checks", "params", "fault_params", "hold", "timeout"}
+_DEFAULT_KEYS = _ENTRY_KEYS - {"name", "flows", "faults", "triggers"}
+
+
+def load_file(path: str | Path) -> list[Scenario]:
+    """Load and validate a whole scenario file; raise ScenarioError before anything runs."""
+    from harness import checks, faults, flows, triggers  # registries
+
+    path = Path(path)
+    fname = str(path)
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except OSError as e:
+        raise ScenarioError(fname, "-", "-", f"cannot read file: {e.strerror}") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
+        raise ScenarioError(fname, "-", "-", f"malformed YAML at {where}: {getattr(e, 'problem', e)}") from None
+    if not isinstance(doc, dict):
+        raise ScenarioError(fname, "-", "-", "top level must be a mapping with 'matrix'")
+    unknown = set(doc) - {"defaults", "matrix"}
+    if unknown:
+        raise ScenarioError(fname, "-", sorted(unknown)[0], "unknown top-level key", hint="allowed: defaults, matrix")
+    defaults = doc.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        raise ScenarioError(fname, "defaults", "defaults", "must be a mapping")
+    for k in defaults:
+        if k not in _DEFAULT_KEYS:
+            raise ScenarioError(fname, "defaults", k, "unknown key", hint=f"allowed: {', '.join(sorted(_DEFAULT_KEYS))}")
+    matrix = doc.get("matrix")
+    if not isinstance(matrix, list) or not matrix:
+        raise ScenarioError(fname, "-", "matrix", "must be a non-empty list of entries")
+
+    out: list[Scenario] = []
+    seen: dict[str, str] = {}
+    for i, raw in enumerate(matrix):
+        if not isinstance(raw, dict):
+            raise ScenarioError(fname, f"#{i + 1}", "-", "entry must be a mapping")
+        entry = str(raw.get("name") or f"#{i + 1}")
+        for k in raw:
+            if k not in _ENTRY_KEYS:
+                raise ScenarioError(fname, entry, k, "unknown key", hint=f"allowed: {', '.join(sorted(_ENTRY_KEYS))}")
+        e = {**defaults, **raw}
+        ctx = (fname, entry)
+        flow_names = _str_list(ctx, e, "flows", required=True)
+        fault_names = _str_list(ctx, e, "faults", default=[NO_FAULT])
+        trigger_names = _str_list(ctx, e, "triggers", default=[])
+        check_names = tuple(_str_list(ctx, e, "checks", default=list(DEFAULT_CHECKS)))
+        params = _mapping(ctx, e, "params")
+        fault_params = _mapping(ctx, e, "fault_params")
+        hold = _number(ctx, e, "hold", 1.0, lo=0.0, hi=120.0)
+        timeout = _number(ctx, e, "timeout", 15.0, lo=0.5, hi=600.0)
+
+        for c in check_names:
+            if c not in checks.CHECKS:
+                raise ScenarioError(fname, entry, "checks", f"unknown check {c!r}", hint=f"known: {', '.join(sorted(checks.CHECKS))}")
+        for f in flow_names:
+            if f not in flows.FLOWS:
+                raise ScenarioError(fname, entry, "flows", f"unknown flow {f!r}", hint=f"known: {', '.join(sorted(flows.FLOWS))}")
+            try:
+                flows.FLOWS[f].validate_params(params)
+            except (TypeError, ValueError) as err:
+                raise ScenarioError(fname, entry, f"params.{getattr(err, 'field', '?')}", str(err)) from None
+        for ft in fault_names:
+            if ft != NO_FAULT and ft not in faults.FAULTS:
+                raise ScenarioError(fname, entry, "faults", f"unknown fault {ft!r}", hint=f"known: {', '.join(sorted(faults.FAULTS))}")
+        for t in trigger_names:
+            if t not in triggers.TRIGGERS:
+                raise ScenarioError(fname, entry, "triggers", f"unknown trigger {t!r}", hint=f"known: {', '.join(sorted(triggers.TRIGGERS))}")
+        if any(ft != NO_FAULT for ft in fault_names) and not trigger_names:
+            raise ScenarioError(fname, entry, "triggers", "faults are given but no trigger says when they fire")
+
+        for f in flow_names:
+            spec = flows.FLOWS[f]
+            for t in trigger_names:
+                if t not in spec.triggers:
+                    raise ScenarioError(
+                        fname, entry, "triggers", f"trigger {t!r} does not apply to flow {f!r}",
+                        hint=f"{f} supports: {', '.join(spec.triggers)}",
+                    )
+            combos = [(ft, t) for ft in fault_names if ft != NO_FAULT for t in trigger_names]
+            if NO_FAULT in fault_names:
+                combos.insert(0, (NO_FAULT, ""))
+            for ft, t in combos:
+                sid = scenario_id(f, ft, t)
+                if sid in seen:
+                    raise ScenarioError(fname, entry, "flows", f"scenario {sid} already declared by entry {seen[sid]}")
+                seen[sid] = entry
+                out.append(
+                    Scenario(
+                        id=sid, flow=f, fault=ft, trigger=t, checks=check_names,
+                        params={**spec.defaults, **params}, fault_params=dict(fault_params),
+                        hold=hold, timeout=timeout, source=f"{fname}:{entry}",
+                    )
+                )
+    return out
+
+
+def load_paths(paths: Iterable[str | Path]) -> list[Scenario]:
+    """Load every scenario file under the given files/directories (YAML), validated whole."""
+    files: list[Path] = []
+    for p in map(Path, paths):
+        files.extend(sorted(p.glob("*.y*ml")) if p.is_dir() else [p])
+    out: list[Scenario] = []
+    for f in files:
+        out.extend(load_file(f))
+    return out
+
+
+def _str_list(ctx: tuple[str, str], e: dict, key: str, required: bool = False, default: list | None = None) -> list[str]:
+    if key not in e:
+        if required:
+            raise ScenarioError(*ctx, key, "is required")
+        return list(default or [])
+    v = e[key]
+    if isinstance(v, str):
+        v = [v]
+    if not isinstance(v, list) or not v or not all(isinstance(x, str) and x for x in v):
+        raise ScenarioError(*ctx, key, f"must be a non-empty list of names, got {v!r}")
+    return v
+
+
+def _mapping(ctx: tuple[str, str], e: dict, key: str) -> dict:
+    v = e.get(key) or {}
+    if not isinstance(v, dict):
+        raise ScenarioError(*ctx, key, f"must be a mapping, got {type(v).__name__}")
+    return dict(v)
+
+
+def _number(ctx: tuple[str, str], e: dict, key: str, default: float, lo: float, hi: float) -> float:
+    v = e.get(key, default)
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ScenarioError(*ctx, key, f"must be a number of seconds, got {v!r}")
+    if not lo <= v <= hi:
+        raise ScenarioError(*ctx, key, f"must be between {lo} and {hi}, got {v}")
+    return float(v)

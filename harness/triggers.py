@@ -1,0 +1,58 @@
+"""Triggers: *when* a fault fires, established from observed state rather than a sleep.
+
+- barrier triggers (`in_call`, `before_ack`): the flow holds at its checkpoint of that
+  name; the fault goes in; the flow is released and makes the call under the fault;
+- observed triggers: `waiting` (a pull request of the flow's consumer is parked on the
+  server, per /jsz), `blocked` (the flow sits in a tracked call such as `__anext__` or
+  `next_msg` after it has every message), `transfer` (a multi-chunk object is being
+  delivered: the link is first paced so the transfer lasts, then the fault fires once
+  the object's consumer has delivered `transfer_chunks` chunks).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+PACING = "pacing"
+
+
+@dataclasses.dataclass(frozen=True)
+class Trigger:
+    name: str
+    barrier: str = ""  # checkpoint name the flow holds at, for barrier triggers
+    fired: Callable[[Any], bool] | None = None  # observed triggers: polled with the run context
+    paced: bool = False  # needs the link slowed so the moment can be observed
+
+
+def _waiting(rc: Any) -> bool:
+    if not rc.received():
+        return False
+    c = rc.observer.jsz_consumers(rc.names.stream).get(rc.names.consumer)
+    return bool(c and c.get("num_waiting", 0) >= 1)
+
+
+def _blocked(rc: Any) -> bool:
+    if not rc.received():
+        return False
+    return any(p["age"] >= 0.1 for p in rc.agent.request("pending", timeout=2.0)["pending"])
+
+
+def _transfer(rc: Any) -> bool:
+    want = int(rc.scenario.fault_params.get("transfer_chunks", 2))
+    for c in rc.observer.jsz_consumers(rc.object_stream).values():
+        if c.get("delivered", {}).get("stream_seq", 0) >= want:
+            return True
+    return False
+
+
+TRIGGERS: dict[str, Trigger] = {
+    t.name: t
+    for t in (
+        Trigger("in_call", barrier="in_call"),
+        Trigger("before_ack", barrier="before_ack"),
+        Trigger("waiting", fired=_waiting),
+        Trigger("blocked", fired=_blocked),
+        Trigger("transfer", fired=_transfer, paced=True),
+    )
+}
