@@ -82,6 +82,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         except psutil.Error:
             pass
     lines.append("  (killed now; a test or the environment code failed to stop them)")
+    if tr is not None:
+        tr.write_line("")  # the progress line may still be open
     for line in lines:
         if tr is not None:
             tr.write_line(line, red=True, bold=True)
