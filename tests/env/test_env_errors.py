@@ -131,3 +131,31 @@ def test_toxiproxy_api_gone_mid_run() -> None:
             env.toxiproxy.add_toxic(env.proxy_name, "latency", latency=10)
         assert first_line(ei.value).startswith(f"Toxiproxy API at {env.toxiproxy_url} unreachable:")
         assert "Hint: is toxiproxy-server running?" in str(ei.value)
+
+
+def test_the_same_port_requested_twice() -> None:
+    port = process.free_port()
+    with pytest.raises(EnvError) as ei:
+        with LocalEnvironment(nats_port=port, proxy_port=port):
+            pass
+    assert first_line(ei.value) == f"the same port is requested twice: nats={port}, proxy={port}"
+
+
+@pytest.mark.parametrize("which", ["nats_port", "proxy_port"])
+def test_port_taken_after_the_check(monkeypatch: pytest.MonkeyPatch, which: str) -> None:
+    # the race the up-front check cannot close: another program binds the port in between
+    import harness.env.local as local
+
+    monkeypatch.setattr(local, "port_in_use", lambda port: False)
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        with pytest.raises(EnvError) as ei:
+            with LocalEnvironment(**{which: port}):
+                pass
+    if which == "proxy_port":
+        assert first_line(ei.value) == f"port 127.0.0.1:{port} (for proxy) is already in use"
+    else:
+        assert first_line(ei.value) == "nats-server exited during start-up (status 1) before 200 on /healthz"
+        assert "Hint: a port it needs is taken by another program" in str(ei.value)

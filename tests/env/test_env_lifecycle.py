@@ -25,6 +25,7 @@ def test_starts_ready_and_stops_leaving_nothing() -> None:
         for url in (env.client_url, env.direct_url, env.monitor_url, env.toxiproxy_url):
             assert "127.0.0.1" in url
         assert env.versions()["nats-server"].startswith("v2.")
+        assert env.versions()["toxiproxy"].startswith("v2.")  # not "git" for a go-install build
         pids = [env.nats.pid, env.toxi.pid]
         rundir = env.rundir
         ports = [port_of(u) for u in (env.client_url, env.direct_url, env.monitor_url, env.toxiproxy_url)]
