@@ -13,17 +13,20 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import json
+import queue
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import Future
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import psutil
 
@@ -39,6 +42,45 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
     except OSError:
         pass
     os.setpgrp()  # Ctrl-C in a terminal reaches the harness only; the harness stops children
+
+
+class _Spawner:
+    """Start children from a thread that lives as long as the process.
+
+    PR_SET_PDEATHSIG fires when the *thread* that forked the child exits, not the process:
+    a server started from a worker thread (`asyncio.to_thread(env.restart_server)`, a
+    thread pool) would be SIGKILLed as soon as that thread ends. The main thread, and this
+    one long-lived daemon thread, end only with the process.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Future[subprocess.Popen[bytes]], list[str], dict[str, Any]]] = (
+            queue.SimpleQueue()
+        )
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def popen(self, argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+        if threading.current_thread() is threading.main_thread():
+            return subprocess.Popen(argv, **kwargs)
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._serve, name="nats-chaos-spawner", daemon=True)
+                self._thread.start()
+        fut: Future[subprocess.Popen[bytes]] = Future()
+        self._jobs.put((fut, argv, kwargs))
+        return fut.result()
+
+    def _serve(self) -> None:
+        while True:
+            fut, argv, kwargs = self._jobs.get()
+            try:
+                fut.set_result(subprocess.Popen(argv, **kwargs))
+            except BaseException as e:  # handed to the caller, who raises it
+                fut.set_exception(e)
+
+
+_spawner = _Spawner()
 
 
 def runs_root() -> Path:
@@ -133,7 +175,7 @@ class ManagedProcess:
     def start(self) -> None:
         log = open(self.log_path, "ab")
         try:
-            self.proc = subprocess.Popen(
+            self.proc = _spawner.popen(
                 self.argv,
                 stdin=subprocess.DEVNULL,
                 stdout=log,

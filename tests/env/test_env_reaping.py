@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import psutil
+import pytest
 
 from env_helpers import gone, wait_until
 from harness.env.local import LocalEnvironment, nats_handshake
@@ -95,3 +96,40 @@ def test_orphan_guard_catches_a_deliberate_orphan(leftover_servers) -> None:
         server.kill()
         server.wait(5)
     assert server.pid not in {p.pid for p in leftover_servers()}
+
+
+def test_servers_started_from_a_worker_thread_outlive_the_thread() -> None:
+    # PDEATHSIG is tied to the forking *thread*: a thread that ends must not take the servers along
+    import threading
+
+    env = LocalEnvironment()
+    try:
+        t = threading.Thread(target=env.start)
+        t.start()
+        t.join(15)
+        with pytest.raises(subprocess.TimeoutExpired):
+            env.nats.proc.wait(0.2)  # not SIGKILLed when the starter thread ended
+        assert env.toxi.alive() and nats_handshake("127.0.0.1", int(env.client_url.rsplit(":", 1)[1]))
+    finally:
+        env.stop()
+
+
+def test_servers_started_from_a_thread_still_die_with_a_killed_owner(run_root: Path) -> None:
+    code = (
+        "import threading, json, sys\n"
+        "from harness.env.local import LocalEnvironment\n"
+        "env = LocalEnvironment()\n"
+        "t = threading.Thread(target=env.start); t.start(); t.join()\n"
+        "print(json.dumps([env.nats.pid, env.toxi.pid]), flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    owner = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        pids = json.loads(owner.stdout.readline())
+        owner.kill()
+        owner.wait(5)
+        wait_until(lambda: all(gone(p) for p in pids), 5, "servers died with their SIGKILLed owner")
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+        owner.communicate(timeout=5)
