@@ -280,6 +280,10 @@ def _pidfile_process(path: Path) -> psutil.Process | None:
         p = psutil.Process(int(rec["pid"]))
         if abs(p.create_time() - float(rec["create_time"])) > 0.01:
             return None
+        if p.status() == psutil.STATUS_ZOMBIE:
+            # dead already, only not yet reaped by its (new) parent: waiting on it could last
+            # for ever where PID 1 reaps nothing (a bare container)
+            return None
         return p
     except (OSError, ValueError, KeyError, psutil.Error):
         return None
