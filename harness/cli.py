@@ -608,3 +608,6 @@ async def _smoke(env: Environment, step: Callable[[str], Any]) -> None:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+# The scenario commands (`run`, `list`) live in their own module and register here.
+from harness import cli_scenarios  # noqa: E402,F401

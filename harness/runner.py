@@ -241,8 +241,19 @@ class Runner:
         outcome = agent.wait_event(lambda e: e.get("ev") == "outcome", max(limit - time.monotonic(), 0))
         rc.inherent += time.monotonic() - t
         if outcome is None:
-            findings += self._stuck(rc, terminal_at)
-            agent.request("cancel_flow", timeout=5)
+            try:
+                if agent.loop_blocked():
+                    raise AgentError("agent did not answer: its event loop is blocked (no heartbeat)")
+                findings += self._stuck(rc, terminal_at)
+                agent.request("cancel_flow", timeout=5)
+            except AgentError as e:
+                if not agent.alive() or "did not answer" not in e.summary:
+                    raise
+                # The loop itself is blocked: nothing more can be asked of this agent.
+                rc.event("agent unresponsive", error=e.summary)
+                return findings + self._loop_findings(agent) + [
+                    Finding("iterators", f"the flow did not end by its deadline and the agent stopped answering ({e.summary})")
+                ], inconclusive
         if rc.action_result and rc.action_result.get("timed_out"):
             findings.append(Finding("iterators", f"{rc.action_result['name']} did not return within {rc.action_result['timeout']}s"))
 
@@ -269,13 +280,15 @@ class Runner:
         if "consumers" in want:
             findings += self._consumers_after_close(rc, base_consumers)
         if "loop" in want:
-            for b in agent.finish_watch():
-                kind = "spinning" if b["cpu_busy"] >= 0.5 else "blocked (idle CPU)"
-                findings.append(
-                    Finding("loop", f"event loop {kind} for {b['duration']:.2f}s (cpu {b['cpu_busy']:.0%})", evidence=b["stacks"])
-                )
-        # Don't report the same line twice (a leak seen after the flow and after close is one leak per phase).
+            findings += self._loop_findings(agent)
         return findings, inconclusive
+
+    def _loop_findings(self, agent: AgentProcess) -> list[Finding]:
+        out = []
+        for b in agent.finish_watch():
+            kind = "spinning" if b["cpu_busy"] >= 0.5 else "blocked (idle CPU)"
+            out.append(Finding("loop", f"event loop {kind} for {b['duration']:.2f}s (cpu {b['cpu_busy']:.0%})", evidence=b["stacks"]))
+        return out
 
     # -- helpers ------------------------------------------------------------------------
     def _wait_trigger(self, rc: RunContext, trig: triggers.Trigger, deadline: float) -> bool:

@@ -147,6 +147,10 @@ class AgentProcess:
         except OSError:
             return ""
 
+    def loop_blocked(self) -> bool:
+        """True while the agent's heartbeat is overdue (its event loop is not running)."""
+        return self.alive() and time.monotonic() - self.last_hb > BLOCKED_AFTER
+
     def alive(self) -> bool:
         return self.proc.poll() is None
 

@@ -81,16 +81,16 @@ class Agent:
     # -- operations -------------------------------------------------------------
     async def op_connect(self, req: dict[str, Any]) -> dict[str, Any]:
         async def disconnected() -> None:
-            self.emit("conn", what="disconnected")
+            self.emit("conn", state="disconnected")
 
         async def reconnected() -> None:
-            self.emit("conn", what="reconnected")
+            self.emit("conn", state="reconnected")
 
         async def closed() -> None:
-            self.emit("conn", what="closed")
+            self.emit("conn", state="closed")
 
         async def error(e: Exception) -> None:
-            self.emit("conn", what="error", error=f"{type(e).__name__}: {e}")
+            self.emit("conn", state="error", error=f"{type(e).__name__}: {e}")
 
         self.nc = await nats.connect(
             **req["options"],

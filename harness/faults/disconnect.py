@@ -8,10 +8,10 @@ from harness.faults import register
 
 
 def saw_disconnect(fx: Any) -> tuple[bool, str]:
-    ev = fx.event_since_inject(lambda e: e.get("ev") == "conn" and e.get("what") in ("disconnected", "closed"))
+    ev = fx.event_since_inject(lambda e: e.get("ev") == "conn" and e.get("state") in ("disconnected", "closed"))
     if ev is None:
         return False, "the client reported no disconnect between inject and heal"
-    return True, f"client reported '{ev['what']}' {ev['at'] - fx.injected_at:.3f}s after inject"
+    return True, f"client reported '{ev['state']}' {ev['at'] - fx.injected_at:.3f}s after inject"
 
 
 def _reset_inject(fx: Any) -> None:

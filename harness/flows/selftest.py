@@ -119,3 +119,16 @@ async def yield_(ctx: Any) -> dict:
     await ctx.checkpoint("in_call")
     await asyncio.sleep(ctx.params["seconds"])
     return {}
+
+
+@flow("selftest.crash", triggers=("in_call",))
+async def crash(ctx: Any) -> dict:
+    """The client process dies abruptly (as a segfaulting extension would)."""
+    import os
+    import signal
+    import sys
+
+    await ctx.checkpoint("in_call")
+    print("selftest.crash: about to die", file=sys.stderr, flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+    return {}

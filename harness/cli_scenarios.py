@@ -1,0 +1,104 @@
+"""`harness run` and `harness list`: the scenario commands (registered into harness.cli).
+
+`harness run` is pytest with the nats-chaos plugin: selection (-k, node ids), -x, --lf,
+-n (xdist) and JUnit come from pytest. Exit status: 0 all passed, 1 any failed or
+inconclusive, 2 usage or environment error (including a scenario whose verdict is `error`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import random
+from pathlib import Path
+
+from harness.cli import command
+from harness.errors import EXIT_CLEAN, EXIT_FINDINGS, EXIT_USAGE
+from harness.scenario import load_paths
+
+DEFAULT_PATHS = ["scenarios"]
+
+
+def _pytest_exit(code: int) -> int:
+    """pytest's exit codes -> the harness's: 0 clean, 1 findings, 2 usage/environment."""
+    if code == 0:
+        return EXIT_CLEAN
+    if code == 1:
+        return EXIT_FINDINGS
+    if code == 5:
+        print("harness run: no scenario selected\nHint: `harness list` shows the scenario ids; check -k and the paths")
+    return EXIT_USAGE
+
+
+@command("run")
+def _register_run(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    p = sub.add_parser("run", help="run scenarios (pytest with the nats-chaos plugin)")
+    p.add_argument("paths", nargs="*", help="scenario files, directories or pytest node ids (default: scenarios/)")
+    p.add_argument("-k", dest="keyword", help="select scenarios by pytest -k expression")
+    p.add_argument("--seed", type=int, help="run seed; a replay uses the seed printed in the header")
+    p.add_argument("-n", dest="workers", help="parallel workers (pytest-xdist), each with its own environment")
+    p.add_argument("--env", choices=("local", "compose"), default=None, help="environment backend (default local)")
+    p.add_argument("--flows", action="append", default=[], help="module registering user flows (repeatable)")
+    p.add_argument("-x", "--exitfirst", action="store_true", help="stop at the first non-passing scenario")
+    p.add_argument("--lf", action="store_true", help="rerun only the scenarios that did not pass last time")
+    p.add_argument("-v", "--verbose", action="count", default=0)
+    p.add_argument("--reports", default=None, help="reports directory (default reports/)")
+    p.set_defaults(func=cmd_run)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import pytest
+
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 31)
+    if seed < 0:
+        print("harness run: --seed must be a non-negative integer")
+        return EXIT_USAGE
+    reports = Path(args.reports or os.environ.get("NATS_CHAOS_REPORTS") or "reports")
+    run_id = datetime.datetime.now().strftime("%Y%m%d-%H%M%S") + f"-{seed}"
+    os.environ["NATS_CHAOS_RUN_ID"] = run_id
+    argv = [*(args.paths or DEFAULT_PATHS), f"--chaos-seed={seed}", "-p", "no:randomly", "-rfE"]
+    argv += [f"--chaos-reports={reports}", f"--junitxml={reports / run_id / 'junit.xml'}"]
+    if args.keyword:
+        argv += ["-k", args.keyword]
+    if args.workers:
+        argv += ["-n", str(args.workers)]
+    if args.env:
+        argv.append(f"--chaos-env={args.env}")
+    for m in args.flows:
+        argv.append(f"--chaos-flows={m}")
+    if args.exitfirst:
+        argv.append("-x")
+    if args.lf:
+        argv.append("--lf")
+    argv += ["-v"] * args.verbose if args.verbose else ["-q"]
+    return _pytest_exit(int(pytest.main(argv)))
+
+
+@command("list")
+def _register_list(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    p = sub.add_parser("list", help="print the expanded scenario ids (validates the files)")
+    p.add_argument("paths", nargs="*", help="scenario files or directories (default: scenarios/)")
+    p.add_argument("--catalogue", action="store_true", help="also list the known flows, faults, triggers and checks")
+    p.set_defaults(func=cmd_list)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    scenarios = load_paths(args.paths or DEFAULT_PATHS)
+    for sc in scenarios:
+        print(f"{sc.source.rsplit(':', 1)[0]}::{sc.id}")
+    print(f"{len(scenarios)} scenarios")
+    if args.catalogue:
+        from harness import checks, faults, flows, triggers
+
+        print("\nflows:")
+        for name, spec in sorted(flows.FLOWS.items()):
+            print(f"  {name:28s} triggers: {', '.join(spec.triggers):22s} {spec.doc}")
+        print("faults:")
+        for name, f in sorted(faults.FAULTS.items()):
+            print(f"  {name:28s} {f.doc}")
+        print("triggers:\n  " + ", ".join(sorted(triggers.TRIGGERS)))
+        print("checks:")
+        for name, doc in checks.CHECKS.items():
+            print(f"  {name:14s} {doc}")
+    return EXIT_CLEAN

@@ -1,0 +1,301 @@
+"""The pytest plugin: scenario files become pytest items.
+
+`-k`, `-x`, `--lf`, `-n` (pytest-xdist: each worker starts its own environment) and
+`--junitxml` work as pytest users expect. Registered through the `pytest11` entry point.
+
+Settings are resolved once, with the precedence command line > environment > ini:
+`--chaos-env` / `NATS_CHAOS_ENV` / `chaos_env`, `--chaos-seed` / `NATS_CHAOS_SEED`,
+`--chaos-reports` / `NATS_CHAOS_REPORTS` / `chaos_reports`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import random
+import signal
+import threading
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+import harness
+from harness.env import BACKENDS, make_environment
+from harness.errors import HarnessError
+from harness.scenario import Scenario, ScenarioError, load_file
+
+RECORD_KEY = "nats_chaos_record"
+INVALID_SEED = "Invalid chaos seed {value!r} from {source}: expected a non-negative integer"
+INVALID_ENV = "Invalid chaos environment {value!r} from {source}: expected one of " + ", ".join(BACKENDS)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("nats-chaos", "nats-chaos scenarios")
+    g.addoption("--chaos-env", default=None, help="environment backend: local (default) or compose")
+    g.addoption("--chaos-seed", default=None, help="run seed (each scenario derives its own); random if unset")
+    g.addoption("--chaos-reports", default=None, help="directory for run reports (default: reports/)")
+    g.addoption("--chaos-flows", action="append", default=[], help="module with user flows to register (repeatable)")
+    parser.addini("chaos_env", "environment backend", default="local")
+    parser.addini("chaos_reports", "directory for run reports", default="reports")
+
+
+def _resolve(config: pytest.Config, opt: str, env: str, ini: str | None, default: Any) -> tuple[Any, str]:
+    v = config.getoption(opt)
+    if v is not None:
+        return v, f"--{opt.replace('_', '-')}"
+    if os.environ.get(env):
+        return os.environ[env], f"${env}"
+    if ini is not None:
+        iv = config.getini(ini)
+        if iv:
+            return iv, f"ini {ini}"
+    return default, "default"
+
+
+class ChaosSession:
+    """Settings resolved once, the environment (started lazily) and the runner."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        backend, src = _resolve(config, "chaos_env", "NATS_CHAOS_ENV", "chaos_env", "local")
+        if backend not in BACKENDS:
+            raise pytest.UsageError(INVALID_ENV.format(value=backend, source=src))
+        self.backend = backend
+        winput = getattr(config, "workerinput", None)
+        if winput and "chaos_seed" in winput:
+            seed, src = winput["chaos_seed"], "controller"
+        else:
+            seed, src = _resolve(config, "chaos_seed", "NATS_CHAOS_SEED", None, None)
+            if seed is None:
+                seed = random.SystemRandom().randrange(1 << 31)
+                src = "random"
+        try:
+            self.seed = int(seed)
+            if self.seed < 0:
+                raise ValueError
+        except (TypeError, ValueError):
+            raise pytest.UsageError(INVALID_SEED.format(value=seed, source=src)) from None
+        self.seed_source = src
+        reports, _ = _resolve(config, "chaos_reports", "NATS_CHAOS_REPORTS", "chaos_reports", "reports")
+        self.reports = Path(config.rootpath, reports) if not os.path.isabs(reports) else Path(reports)
+        self.run_id = (
+            (winput or {}).get("chaos_run_id")
+            or os.environ.get("NATS_CHAOS_RUN_ID")
+            or datetime.datetime.now().strftime("%Y%m%d-%H%M%S") + f"-{self.seed}"
+        )
+        self.flow_modules = tuple(config.getoption("chaos_flows") or ())
+        self.env: Any = None
+        self.runner: Any = None
+        self.records: list[dict[str, Any]] = []
+        self.env_error: HarnessError | None = None
+        self.versions: dict[str, str] = {}
+
+    def get_runner(self) -> Any:
+        if self.env_error is not None:
+            raise self.env_error
+        if self.runner is None:
+            from harness.runner import Runner
+
+            if self.flow_modules:
+                from harness.flows import load_flow_modules
+
+                load_flow_modules(self.flow_modules)
+            try:
+                self.env = make_environment(self.backend)
+                self.env.__enter__()
+                self.versions = self.env.versions()
+                self.runner = Runner(self.env, self.seed, flow_modules=self.flow_modules)
+            except HarnessError as e:
+                self.env_error = e
+                self.stop()
+                raise
+        return self.runner
+
+    def stop(self) -> None:
+        if self.runner is not None:
+            self.runner.close()
+            self.runner = None
+        if self.env is not None:
+            self.env.stop()
+            self.env = None
+
+    def header(self) -> dict[str, Any]:
+        from harness.runner import CLIENT_OPTIONS, Settings
+        import dataclasses
+        from importlib.metadata import version
+
+        return {
+            "run_id": self.run_id,
+            "seed": self.seed,
+            "seed_source": self.seed_source,
+            "backend": self.backend,
+            "harness": harness.__version__,
+            "nats_py": version("nats-py"),
+            "nats_server": self.versions.get("nats-server", "?"),
+            "toxiproxy": self.versions.get("toxiproxy", "?"),
+            "client_options": CLIENT_OPTIONS,
+            "settings": dataclasses.asdict(Settings()),
+            "started": datetime.datetime.now().isoformat(timespec="seconds"),
+        }
+
+
+_KEY = pytest.StashKey[ChaosSession]()
+
+
+def _term_to_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt("SIGTERM")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_KEY] = ChaosSession(config)
+    # SIGTERM runs the same teardown as Ctrl-C: nothing the run started outlives it.
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _term_to_interrupt)
+
+
+def pytest_configure_node(node: Any) -> None:  # xdist controller -> worker: one seed, one run id
+    cs = node.config.stash[_KEY]
+    node.workerinput["chaos_seed"] = cs.seed
+    node.workerinput["chaos_run_id"] = cs.run_id
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    cs = config.stash[_KEY]
+    return [f"nats-chaos {harness.__version__}: seed {cs.seed} ({cs.seed_source}), env {cs.backend}, run {cs.run_id}"]
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if file_path.suffix in (".yaml", ".yml") and (
+        file_path.parent.name == "scenarios" or file_path.name.endswith((".scenarios.yaml", ".scenarios.yml"))
+    ):
+        return ScenarioFile.from_parent(parent, path=file_path)
+    return None
+
+
+class ScenarioFile(pytest.File):
+    def collect(self) -> Iterator[pytest.Item]:
+        try:
+            scenarios = load_file(self.path)
+        except ScenarioError as e:
+            raise self.CollectError(str(e)) from None
+        for sc in scenarios:
+            yield ScenarioItem.from_parent(self, name=sc.id, scenario=sc)
+
+
+class ScenarioVerdict(Exception):
+    """Raised by a scenario item whose verdict is not `passed`."""
+
+    def __init__(self, record: dict[str, Any]) -> None:
+        self.record = record
+        super().__init__(record["verdict"])
+
+
+class ScenarioItem(pytest.Item):
+    def __init__(self, *, scenario: Scenario, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.scenario = scenario
+        self.record: dict[str, Any] | None = None
+
+    def runtest(self) -> None:
+        cs = self.config.stash[_KEY]
+        runner = cs.get_runner()
+        replay = f"harness run '{self.nodeid}' --seed {cs.seed} --env {cs.backend}"
+        self.record = runner.run(self.scenario, replay=replay).to_json()
+        if self.record["verdict"] != "passed":
+            raise ScenarioVerdict(self.record)
+
+    def repr_failure(self, excinfo: Any, style: Any = None) -> str:
+        if isinstance(excinfo.value, ScenarioVerdict):
+            return format_record(excinfo.value.record)
+        if isinstance(excinfo.value, HarnessError):
+            return f"ERROR (environment): {excinfo.value}"
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, 0, f"scenario {self.scenario.id}"
+
+
+def format_record(r: dict[str, Any]) -> str:
+    lines = [f"{r['verdict'].upper()}: {r['id']} — {r['reason']}"]
+    for f in r["findings"]:
+        lines.append(f"  [{f['check']}] {f['summary']}")
+        if f["evidence"]:
+            lines.append("      " + f["evidence"].replace("\n", "\n      ")[:3000])
+    if r.get("replay"):
+        lines.append(f"replay: {r['replay']}")
+    return "\n".join(lines)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    outcome = yield
+    rep = outcome.get_result()
+    if isinstance(item, ScenarioItem) and call.when == "call":
+        rec = item.record
+        if rec is None and call.excinfo is not None:  # the environment or the harness broke
+            sc = item.scenario
+            rec = {
+                "id": sc.id, "flow": sc.flow, "fault": sc.fault, "trigger": sc.trigger,
+                "seed": sc.seed(item.config.stash[_KEY].seed), "verdict": "error",
+                "reason": str(call.excinfo.value).splitlines()[0], "findings": [], "events": [],
+                "timings": {"wall": call.duration, "inherent": 0.0, "overhead": call.duration}, "replay": "",
+            }
+        if rec is not None:
+            rep.user_properties.append((RECORD_KEY, json.dumps(rec, default=str)))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    for k, v in report.user_properties:
+        if k == RECORD_KEY:
+            cs = _session_of(report)
+            if cs is not None:
+                cs.records.append(json.loads(v))
+
+
+_CURRENT: list[ChaosSession] = []
+
+
+def _session_of(report: Any) -> ChaosSession | None:
+    return _CURRENT[-1] if _CURRENT else None
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _CURRENT.append(session.config.stash[_KEY])
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    cs = session.config.stash[_KEY]
+    try:
+        cs.stop()
+    finally:
+        if _CURRENT and _CURRENT[-1] is cs:
+            _CURRENT.pop()
+    if hasattr(session.config, "workerinput") or not cs.records:
+        return
+    from harness.report import write_run
+
+    path = write_run(cs.reports / cs.run_id, cs.header(), cs.records)
+    session.config.stash[_JOURNAL] = path
+    if any(r["verdict"] == "error" for r in cs.records):
+        session.exitstatus = 2
+
+
+_JOURNAL = pytest.StashKey[Path]()
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    path = config.stash.get(_JOURNAL, None)
+    cs = config.stash[_KEY]
+    if path is None:
+        return
+    from collections import Counter
+
+    c = Counter(r["verdict"] for r in cs.records)
+    terminalreporter.write_sep("=", "nats-chaos")
+    terminalreporter.write_line(
+        " ".join(f"{v}={c.get(v, 0)}" for v in ("passed", "failed", "inconclusive", "error")) + f"  seed={cs.seed}"
+    )
+    terminalreporter.write_line(f"journal: {path}")
+    terminalreporter.write_line(f"html:    {path.parent / 'report.html'}")
