@@ -197,13 +197,13 @@ def test_slicer_slows_small_chunks_and_is_listed(env: LocalEnvironment) -> None:
         nc = await w.connect(env)
         try:
             t = tp(env).add_toxic(
-                env.proxy_name, "slicer", name="sl", average_size=1, size_variation=0, delay=5000
-            )  # PONG\r\n in 6 slices, 5 ms apart
-            assert (t.type, t.attributes["average_size"], t.attributes["delay"]) == ("slicer", 1, 5000)
+                env.proxy_name, "slicer", name="sl", average_size=1, size_variation=0, delay=10_000
+            )  # PONG\r\n in 6 slices, 10 ms apart
+            assert (t.type, t.attributes["average_size"], t.attributes["delay"]) == ("slicer", 1, 10_000)
             assert [x.name for x in tp(env).toxics(env.proxy_name)] == ["sl"]
-            assert await rtt(nc, n=3) >= 0.02
+            assert await rtt(nc, n=3) >= 0.05
             tp(env).remove_toxic(env.proxy_name, "sl")
-            assert await rtt(nc) < 0.02
+            assert await rtt(nc) < 0.04
         finally:
             await w.close()
 
