@@ -19,6 +19,7 @@ import contextlib
 import dataclasses
 import datetime
 import fcntl
+import importlib
 import json
 import os
 import signal
@@ -47,6 +48,9 @@ DOWN_TIMEOUT = 15.0  # how long `down` waits before escalating to SIGKILL
 # here with `@command`, next to `env`.
 Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 COMMANDS: dict[str, Registrar] = {}
+# Modules that register more subcommands when imported; loaded by build_parser() so that
+# `import harness.cli` stays light and free of import cycles.
+COMMAND_MODULES: tuple[str, ...] = ("harness.cli_scenarios",)  # `run`, `list`
 
 
 def command(name: str) -> Callable[[Registrar], Registrar]:
@@ -67,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="exit status: 0 clean, 1 findings, 2 usage or environment error",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in COMMAND_MODULES:
+        importlib.import_module(module)
     for register in COMMANDS.values():
         register(sub)
     return parser
@@ -607,7 +613,8 @@ async def _smoke(env: Environment, step: Callable[[str], Any]) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m harness.cli` (how `up --detach` starts its child): use the module that
+    # `COMMAND_MODULES` register into, not this `__main__` copy of it.
+    from harness.cli import main as _main
 
-# The scenario commands (`run`, `list`) live in their own module and register here.
-from harness import cli_scenarios  # noqa: E402,F401
+    sys.exit(_main())

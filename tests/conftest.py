@@ -18,6 +18,9 @@ from pathlib import Path
 import psutil
 import pytest
 
+# pytest allows `pytest_plugins` only in the top-level conftest; the engine's tests use pytester.
+pytest_plugins = ["pytester"]
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SESSION_MARK = "NATS_CHAOS_TEST_SESSION"
 SERVER_NAMES = frozenset({"nats-server", "toxiproxy-server"})
