@@ -1,0 +1,3 @@
+module nats-chaos/compose/healthcheck
+
+go 1.21
