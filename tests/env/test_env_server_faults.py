@@ -132,3 +132,13 @@ async def asyncio_wait_until(cond, timeout: float, what: str) -> None:
 
 def test_server_log_tail_is_available(own_env: LocalEnvironment) -> None:
     wait_until(lambda: "Server is ready" in own_env.server_log_tail(200), 5, "'Server is ready' in the log")
+
+
+def test_stop_while_paused_ends_the_server_without_waiting_out_the_grace() -> None:
+    env = LocalEnvironment()
+    with env:
+        pid = env.nats.pid
+        env.pause_server()
+        t0 = time.monotonic()
+    assert gone(pid)
+    assert time.monotonic() - t0 < 1.0  # SIGCONT before SIGTERM: no SIGKILL after 3 s needed
