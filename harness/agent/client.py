@@ -237,7 +237,7 @@ class AgentProcess:
 
     def exit(self, timeout: float = 2.0) -> None:
         """Ask politely, then kill: no agent outlives its scenario."""
-        if self.alive():
+        if self.alive() and not self.loop_blocked():
             try:
                 self.request("exit", timeout=timeout)
                 self.proc.wait(timeout)

@@ -1,0 +1,105 @@
+"""The pytest plugin and `harness run`, tested in subprocesses against real servers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CLEAN = """\
+matrix:
+  - name: clean
+    flows: [selftest.clean_task, selftest.clean_iterator]
+"""
+LEAKY = """\
+matrix:
+  - name: leaky
+    flows: [selftest.leak_task, selftest.clean_task]
+"""
+
+
+def _scenarios(pytester: pytest.Pytester, text: str) -> Path:
+    d = pytester.mkdir("scenarios")
+    p = d / "s.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_scenarios_become_items_selectable_with_k(pytester: pytest.Pytester) -> None:
+    _scenarios(pytester, CLEAN)
+    r = pytester.runpytest_subprocess("--collect-only", "-q", "-k", "iterator", "scenarios")
+    r.stdout.fnmatch_lines(["scenarios/s.yaml::selftest.clean_iterator[[]none[]]"])
+    assert "clean_task" not in r.stdout.str()
+
+
+def test_clean_run_passes_and_writes_journal(pytester: pytest.Pytester) -> None:
+    _scenarios(pytester, CLEAN)
+    r = pytester.runpytest_subprocess("scenarios", "--chaos-seed=7", f"--junitxml={pytester.path}/j.xml")
+    r.assert_outcomes(passed=2)
+    r.stdout.fnmatch_lines(["*seed 7 (--chaos-seed)*", "*passed=2 failed=0 inconclusive=0 error=0  seed=7"])
+    journal = json.loads((pytester.path / "reports" / "latest" / "journal.json").read_text())
+    assert journal["header"]["seed"] == 7
+    assert journal["header"]["nats_server"].startswith("v2.") or journal["header"]["nats_server"][0].isdigit()
+    rec = journal["records"][0]
+    assert {"id", "flow", "fault", "trigger", "seed", "verdict", "findings", "events", "timings"} <= set(rec)
+    assert {"inherent", "overhead", "wall"} <= set(rec["timings"])
+    assert (pytester.path / "j.xml").exists()
+    assert (pytester.path / "reports" / "latest" / "report.html").exists()
+
+
+def test_findings_fail_the_item_with_a_replay_command(pytester: pytest.Pytester) -> None:
+    _scenarios(pytester, LEAKY)
+    r = pytester.runpytest_subprocess("scenarios", "--chaos-seed=11")
+    r.assert_outcomes(passed=1, failed=1)
+    r.stdout.fnmatch_lines(
+        ["*FAILED: selftest.leak_task[[]none[]]*", "*[[]tasks[]] leaked task _forever*",
+         "*replay: harness run 'scenarios/s.yaml::selftest.leak_task[[]none[]]' --seed 11 --env local*"]
+    )
+    rec = next(r for r in json.loads((pytester.path / "reports/latest/journal.json").read_text())["records"] if r["verdict"] == "failed")
+    assert rec["replay"] and rec["findings"][0]["check"] == "tasks"
+
+
+def test_invalid_file_is_a_collection_error_naming_the_field(pytester: pytest.Pytester) -> None:
+    _scenarios(pytester, "matrix:\n  - name: e1\n    flows: [next.fetch]\n    params: {count: many}\n")
+    r = pytester.runpytest_subprocess("scenarios")
+    assert r.ret == 2
+    r.stdout.fnmatch_lines(["*s.yaml: entry e1: field 'params.count': must be int*"])
+
+
+def test_bad_seed_is_a_usage_error_saying_where_it_came_from(pytester: pytest.Pytester) -> None:
+    _scenarios(pytester, CLEAN)
+    r = pytester.runpytest_subprocess("scenarios", "--chaos-seed=soon")
+    assert r.ret == 4
+    r.stderr.fnmatch_lines(["*Invalid chaos seed 'soon' from --chaos-seed*"])
+
+
+def test_xdist_workers_share_one_seed_and_one_journal(pytester: pytest.Pytester) -> None:
+    _scenarios(pytester, CLEAN)
+    r = pytester.runpytest_subprocess("scenarios", "-n", "2", "--chaos-seed=5")
+    r.assert_outcomes(passed=2)
+    journal = json.loads((pytester.path / "reports/latest/journal.json").read_text())
+    assert journal["header"]["seed"] == 5 and len(journal["records"]) == 2
+
+
+def _harness(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    exe = Path(sys.executable).with_name("harness")
+    return subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+
+
+def test_harness_run_exit_codes(tmp_path: Path) -> None:
+    (tmp_path / "scenarios").mkdir()
+    (tmp_path / "scenarios/clean.yaml").write_text(CLEAN)
+    (tmp_path / "leaky").mkdir()
+    (tmp_path / "leaky/leaky.scenarios.yaml").write_text(LEAKY)
+    assert _harness(tmp_path, "run", "--seed", "3").returncode == 0
+    assert _harness(tmp_path, "run", "leaky/leaky.scenarios.yaml").returncode == 1
+    none = _harness(tmp_path, "run", "-k", "no_such_scenario")
+    assert none.returncode == 2 and "no scenario selected" in none.stdout
+    (tmp_path / "scenarios/bad.yaml").write_text("matrix:\n  - flows: [nope]\n")
+    bad = _harness(tmp_path, "list")
+    assert bad.returncode == 2
+    assert bad.stderr.splitlines()[0].endswith("field 'flows': unknown flow 'nope'")

@@ -1,0 +1,69 @@
+"""The loader validates a whole file before anything runs; errors name file, entry and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.scenario import ScenarioError, load_file, load_paths
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "s.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_reference_matrix_expands_to_stable_readable_ids() -> None:
+    ids = [s.id for s in load_paths([ROOT / "scenarios"])]
+    assert "objectstore.get[stall.bandwidth0@transfer]" in ids
+    assert "objectstore.get[none]" in ids
+    assert len(ids) == len(set(ids))
+    # Get, Next and ack each under stall, disconnect and drain, plus a control each
+    for flow in ("objectstore.get", "next.fetch", "next.iterate", "ack.ack_sync"):
+        kinds = {s.fault.split(".")[0] for s in load_paths([ROOT / "scenarios"]) if s.flow == flow}
+        assert kinds == {"none", "stall", "disconnect", "drain"}, flow
+    assert ids == [s.id for s in load_paths([ROOT / "scenarios"])]  # stable
+
+
+@pytest.mark.parametrize(
+    "text,entry,field,problem",
+    [
+        ("matrix:\n  - flows: [objectstore.get\n", "-", "-", "malformed YAML at line"),
+        ("matrix:\n  - name: a\n    flows: [no.such.flow]\n", "a", "flows", "unknown flow 'no.such.flow'"),
+        ("matrix:\n  - name: a\n    flows: [next.fetch]\n    faults: [stall.nope]\n    triggers: [waiting]\n", "a", "faults", "unknown fault"),
+        ("matrix:\n  - name: a\n    flows: [next.fetch]\n    faults: [stall.bandwidth0]\n    triggers: [soon]\n", "a", "triggers", "unknown trigger"),
+        ("matrix:\n  - name: a\n    flows: [next.fetch]\n    checks: [tasks, vibes]\n", "a", "checks", "unknown check 'vibes'"),
+        ("matrix:\n  - name: a\n    flows: [next.fetch]\n    params: {count: ten}\n", "a", "params.count", "must be int, got str"),
+        ("matrix:\n  - name: a\n    flows: [next.fetch]\n    params: {colour: 3}\n", "a", "params.colour", "unknown parameter"),
+        ("matrix:\n  - name: a\n    flows: [next.fetch]\n    hold: soon\n", "a", "hold", "must be a number"),
+        ("matrix:\n  - name: a\n    flows: [next.fetch]\n    faults: [stall.bandwidth0]\n", "a", "triggers", "no trigger"),
+        ("matrix:\n  - name: a\n    flows: [next.fetch]\n    faults: [stall.bandwidth0]\n    triggers: [before_ack]\n", "a", "triggers", "does not apply"),
+        ("matrix:\n  - name: a\n    flows: [next.fetch]\n    colour: red\n", "a", "colour", "unknown key"),
+        ("matrix:\n  - name: a\n    flows: [next.fetch]\n  - name: b\n    flows: [next.fetch]\n", "b", "flows", "already declared by entry a"),
+        ("matrix: []\n", "-", "matrix", "non-empty list"),
+    ],
+)
+def test_errors_name_file_entry_and_field(tmp_path: Path, text: str, entry: str, field: str, problem: str) -> None:
+    p = write(tmp_path, text)
+    with pytest.raises(ScenarioError) as ei:
+        load_file(p)
+    e = ei.value
+    first = str(e).splitlines()[0]
+    assert first.startswith(f"{p}: entry {entry}: field '{field}': "), first
+    assert problem in first
+
+
+def test_a_bad_entry_anywhere_fails_the_whole_file(tmp_path: Path) -> None:
+    p = write(tmp_path, "matrix:\n  - name: ok\n    flows: [next.fetch]\n  - name: bad\n    flows: [nope]\n")
+    with pytest.raises(ScenarioError, match="entry bad"):
+        load_file(p)
+
+
+def test_scenario_seed_derives_from_run_seed_and_id() -> None:
+    s = load_paths([ROOT / "scenarios"])
+    assert s[0].seed(1) == s[0].seed(1) != s[0].seed(2)
+    assert s[0].seed(1) != s[1].seed(1)
