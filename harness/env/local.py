@@ -229,7 +229,7 @@ class LocalEnvironment(Environment):
         return self.nats
 
     def pause_server(self) -> None:
-        self._nats().signal(signal.SIGSTOP)
+        self._nats().pause()  # returns once every thread is stopped
 
     def resume_server(self) -> None:
         self._nats().signal(signal.SIGCONT)

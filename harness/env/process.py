@@ -253,6 +253,44 @@ class ManagedProcess:
             self.proc.kill()
             self.proc.wait(5)
 
+    def pause(self, timeout: float = 2.0) -> None:
+        """SIGSTOP, and return only once every thread is stopped.
+
+        kill() returns before the signal has stopped a thread running on another CPU; a
+        server thread can still answer a request in that window, so "paused" is established
+        from /proc, not assumed.
+        """
+        if not self.alive():
+            return
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+        deadline = time.monotonic() + timeout
+        delay = 0.0005
+        while not _all_threads_stopped(self.proc.pid):
+            if time.monotonic() > deadline:
+                raise StartupError(
+                    f"{self.name} (pid {self.proc.pid}) not stopped {timeout:.1f}s after SIGSTOP",
+                    hint="is it being traced, or in uninterruptible I/O?",
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 0.02)
+
+
+def _all_threads_stopped(pid: int) -> bool:
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return True  # gone: nothing runs
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue  # the thread exited
+        if state not in ("T", "t", "Z", "X"):
+            return False
+    return True
+
 
 def _hint_from_log(log_path: Path) -> str:
     text = tail(log_path, 200).lower()

@@ -10,7 +10,9 @@ import nats.errors
 import pytest
 from nats.js.api import StreamConfig
 
-from env_helpers import Watched, arun, gone, port_of, rtt, wait_event, wait_until
+import socket
+
+from env_helpers import RawNats, Watched, arun, gone, port_of, rtt, wait_event, wait_until
 from harness.env.local import LocalEnvironment, nats_handshake
 from harness.env.process import http_ok
 
@@ -40,6 +42,25 @@ def test_pause_freezes_the_server_and_resume_brings_it_back(own_env: LocalEnviro
             await w.close()
 
     arun(scenario())
+
+
+def test_pause_returns_only_once_the_server_is_frozen(own_env: LocalEnvironment) -> None:
+    # kill(SIGSTOP) returns before threads on another CPU have stopped; pause_server must not
+    env = own_env
+    c = env.credentials
+    raw = RawNats("127.0.0.1", port_of(env.direct_url), c.user, c.password)
+    try:
+        for _ in range(10):
+            env.pause_server()
+            raw.send(b"PING\r\n")
+            raw.sock.settimeout(0.05)
+            with pytest.raises(socket.timeout):
+                raw.read_until(b"PONG\r\n")  # a frozen server answers nothing
+            env.resume_server()
+            raw.sock.settimeout(2)
+            raw.read_until(b"PONG\r\n")
+    finally:
+        raw.close()
 
 
 def test_kill_drops_the_client_and_restart_brings_it_back(own_env: LocalEnvironment) -> None:
