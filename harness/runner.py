@@ -17,6 +17,7 @@ from harness import faults, triggers
 from harness.agent.client import AgentError, AgentPool, AgentProcess
 from harness.checks import Finding, settle
 from harness.checks.consumers import find_leftover_consumers
+from harness.checks.messages import find_integrity, find_unconfirmed_acks
 from harness.checks.subscriptions import find_leftover_subscriptions
 from harness.checks.tasks import find_leaked_tasks
 from harness.env.base import Environment
@@ -232,10 +233,10 @@ class Runner:
         findings: list[Finding] = []
         # The flow's own terminal event once it has everything (e.g. unsubscribe for an iterator).
         t = time.monotonic()
-        if agent.wait_event(lambda e: e.get("ev") in ("received", "outcome"), max(deadline - time.monotonic(), 0)):
-            if agent.find_event(lambda e: e.get("ev") == "outcome") is None:
-                agent.request("finish")
-                rc.event("finish sent")
+        if self._wait_blocked_after_received(rc, deadline):
+            r = agent.request("finish")
+            if r.get("hooks"):
+                rc.event("finish: flow's terminal action run", errors=r.get("hook_errors"))
                 terminal_at = terminal_at or time.monotonic()
         limit = deadline if terminal_at is None else min(deadline, max(terminal_at, time.monotonic()) + st.stuck_after)
         outcome = agent.wait_event(lambda e: e.get("ev") == "outcome", max(limit - time.monotonic(), 0))
@@ -266,8 +267,12 @@ class Runner:
             findings += self._settled(rc, lambda s: find_leaked_tasks(s, base_tasks, "after the flow"))
         if "subscriptions" in want:
             findings += self._settled(rc, lambda s: find_leftover_subscriptions(s, base_sids, "after the flow"))
+        consumers_now = obs.consumers(rc.object_stream)
         if "consumers" in want:
-            findings += find_leftover_consumers(obs.consumers(rc.object_stream), base_consumers, True, "after the flow")
+            findings += find_leftover_consumers(consumers_now, base_consumers, True, "after the flow")
+        if "messages" in want:
+            findings += find_integrity(outcome)
+            findings += find_unconfirmed_acks(outcome, consumers_now.get(rc.names.consumer))
 
         # -- close, then nothing of the client may remain ----------------------------------
         try:
@@ -305,6 +310,20 @@ class Runner:
                 return False
             if trig.fired and trig.fired(rc):
                 return True
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+        return False
+
+    def _wait_blocked_after_received(self, rc: RunContext, deadline: float) -> bool:
+        """Wait until the flow has every message and sits in a tracked call (True), or has ended."""
+        agent = rc.agent
+        delay = 0.005
+        while time.monotonic() < deadline:
+            if agent.find_event(lambda e: e.get("ev") == "outcome") or not agent.alive():
+                return False
+            if rc.received() and not agent.loop_blocked():
+                if any(p["age"] >= 0.05 for p in agent.request("pending", timeout=2.0)["pending"]):
+                    return True
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
         return False

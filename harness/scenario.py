@@ -30,7 +30,7 @@ import yaml
 from harness.errors import HarnessError
 
 NO_FAULT = "none"
-DEFAULT_CHECKS = ("tasks", "consumers", "iterators", "subscriptions", "loop", "recovery")
+DEFAULT_CHECKS = ("tasks", "consumers", "iterators", "subscriptions", "loop", "recovery", "messages")
 
 
 class ScenarioError(HarnessError):

@@ -128,7 +128,7 @@ class Agent:
 
     async def op_finish(self, req: dict[str, Any]) -> dict[str, Any]:
         assert self.ctx is not None
-        return {"hook_errors": await self.ctx.finish()}
+        return {"hooks": len(self.ctx._finish_hooks), "hook_errors": await self.ctx.finish()}
 
     async def op_action(self, req: dict[str, Any]) -> dict[str, Any]:
         """A client-side drain fault: act on the flow's subscription or connection."""

@@ -70,15 +70,30 @@ DOCKER_HINT = (
 IMAGES_HINT = "run `make compose-images` (builds the binaries and local images; needs Go)"
 
 
+DEFAULT_DOCKER_SOCKET = Path("/var/run/docker.sock")
+# Where scripts/podman-service.sh puts its socket (PODMAN_STATE moves it).
+PODMAN_SOCKET = Path(os.environ.get("PODMAN_STATE") or PROJECT_ROOT / ".run" / "podman") / "podman.sock"
+
+
 def docker_host() -> str:
-    """The Docker API address: $DOCKER_HOST, else the default socket."""
-    return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    """The Docker API address: $DOCKER_HOST, else Docker's socket, else this project's podman service.
+
+    The last one lets `make chaos ENV=compose` find the service `make compose-up` started.
+    """
+    if os.environ.get("DOCKER_HOST"):
+        return os.environ["DOCKER_HOST"]
+    if not DEFAULT_DOCKER_SOCKET.exists() and PODMAN_SOCKET.exists():
+        return f"unix://{PODMAN_SOCKET}"
+    return f"unix://{DEFAULT_DOCKER_SOCKET}"
 
 
 def docker_client(timeout: int = API_TIMEOUT) -> Any:
     """A `docker.DockerClient` for `docker_host()` (raises EnvError if it does not answer)."""
     import docker  # deferred: the local backend needs no Docker SDK import
 
+    host = docker_host()
+    if host.startswith("unix://") and not os.path.exists(host[len("unix://") :]):
+        raise EnvError(f"no Docker API: {host[len('unix://'):]} does not exist", hint=DOCKER_HINT)
     try:
         client = docker.DockerClient(base_url=docker_host(), timeout=timeout)
         client.ping()
@@ -240,8 +255,9 @@ class ComposeEnvironment(Environment):
         owner: str | None = None,
     ) -> None:
         self.project = project or f"{PROJECT_PREFIX}{secrets.token_hex(4)}"
-        self.nats_image = nats_image or os.environ.get("NATS_IMAGE") or DEFAULT_NATS_IMAGE
-        self.toxiproxy_image = toxiproxy_image or os.environ.get("TOXIPROXY_IMAGE") or DEFAULT_TOXIPROXY_IMAGE
+        # Resolved in start(): argument > $NATS_IMAGE > local image if built > official image.
+        self.nats_image = nats_image or os.environ.get("NATS_IMAGE") or ""
+        self.toxiproxy_image = toxiproxy_image or os.environ.get("TOXIPROXY_IMAGE") or ""
         self._want = {"nats": nats_port, "monitor": monitor_port, "api": api_port, "proxy": proxy_port}
         self.ready_timeout = ready_timeout
         self.up_timeout = up_timeout
@@ -259,11 +275,25 @@ class ComposeEnvironment(Environment):
 
     # -- lifecycle ---------------------------------------------------------
     def start(self) -> None:
+        """Bring the stack up and wait for readiness; on failure tear down first, then raise the cause."""
+        try:
+            self._start()
+        except BaseException as e:
+            try:
+                self.stop()
+            except EnvError as cleanup:
+                # The cause stays first; what the cleanup could not remove comes after it.
+                if isinstance(e, EnvError):
+                    e.evidence = f"{e.evidence}\n--- and tearing down: {cleanup.summary}\n{cleanup.evidence}"
+            raise
+
+    def _start(self) -> None:
         self._client = docker_client()
         reap_stale_projects(self._client)
         if not HEALTHCHECK_BIN.is_file():
             build_healthcheck()
         self._compose = compose_command()
+        self._resolve_images()
         for key, port in self._want.items():
             if port is not None and port_in_use(port):
                 raise EnvError(
@@ -389,9 +419,29 @@ class ComposeEnvironment(Environment):
         return self._logs("nats", lines)
 
     # -- internals -----------------------------------------------------------
+    def _resolve_images(self) -> None:
+        """Fill in unset images: the local build (`make compose-images`) if the engine has it, else the official one."""
+        local: dict[str, str] = {}
+        if not (self.nats_image and self.toxiproxy_image):
+            with contextlib.suppress(Exception):
+                local = local_image_tags()
+        for attr, key, official in (
+            ("nats_image", "NATS_IMAGE", DEFAULT_NATS_IMAGE),
+            ("toxiproxy_image", "TOXIPROXY_IMAGE", DEFAULT_TOXIPROXY_IMAGE),
+        ):
+            if getattr(self, attr):
+                continue
+            chosen = official
+            if key in local:
+                with contextlib.suppress(Exception):
+                    self._client.images.get(local[key])
+                    chosen = local[key]
+            setattr(self, attr, chosen)
+
     def _compose_env(self) -> dict[str, str]:
         return {
             **os.environ,
+            "DOCKER_HOST": docker_host(),  # the CLI must talk to the same API as the SDK
             "COMPOSE_PROJECT_NAME": self.project,
             "NATS_IMAGE": self.nats_image,
             "TOXIPROXY_IMAGE": self.toxiproxy_image,
@@ -658,7 +708,13 @@ def _cmd_down(args: argparse.Namespace) -> int:
     state = _state_file(args.project)
     compose = compose_command()
     # `down` needs every variable the file requires; their values do not matter here.
-    env = {**os.environ, "NATS_USER": "x", "NATS_PASSWORD": "x", "COMPOSE_PROJECT_NAME": args.project}
+    env = {
+        **os.environ,
+        "DOCKER_HOST": docker_host(),
+        "NATS_USER": "x",
+        "NATS_PASSWORD": "x",
+        "COMPOSE_PROJECT_NAME": args.project,
+    }
     r = subprocess.run(
         [*compose, "-p", args.project, "-f", str(COMPOSE_FILE), "down", "-v", "--remove-orphans", "-t", "5"],
         env=env,
@@ -689,6 +745,13 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_reap(args: argparse.Namespace) -> int:
+    reaped = reap_stale_projects(docker_client())
+    for project in reaped:
+        print(f"reaped compose project {project} (its owner is gone)")
+    return 1 if reaped else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line of the compose backend: images, up, down, status."""
     parser = argparse.ArgumentParser(prog="python -m harness.env.compose", description=main.__doc__)
@@ -696,6 +759,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("images", help="build the local FROM-scratch nats and toxiproxy images")
     p.add_argument("--env", action="store_true", help="print `export NATS_IMAGE=... TOXIPROXY_IMAGE=...` lines")
     p.set_defaults(fn=_cmd_images)
+    p = sub.add_parser("reap", help="remove the stacks of harness runs that died; exit 1 if there were any")
+    p.set_defaults(fn=_cmd_reap)
     for name, fn, text in (
         ("up", _cmd_up, "bring a stack up and leave it running"),
         ("down", _cmd_down, "take a stack down (containers, network, volume)"),

@@ -53,6 +53,14 @@ class Names:
         return f"chaos.echo.{self.tag}"
 
 
+class IntegrityError(AssertionError):
+    """Raised by a flow when the client handed it wrong data (truncated, corrupted, duplicated).
+
+    Unlike a timeout or a connection error, this is never an acceptable outcome of a fault:
+    the `messages` check reports it.
+    """
+
+
 class ParamError(ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)

@@ -43,7 +43,8 @@ def _ack_flow(kind: str) -> None:
             await ctx.call("flush", ctx.nc.flush(timeout=t))
         finally:
             await sub.unsubscribe()
-        return {"acked": len(msgs), "kind": kind}
+        # ack_sync returned for each: the server has confirmed them (the `messages` check verifies).
+        return {"acked": len(msgs), "kind": kind, "confirmed": len(msgs) if kind == "ack_sync" else 0}
 
     run.__doc__ = f"Fetch a batch from a durable pull consumer and `{kind}` every message."
     flow(

@@ -7,7 +7,7 @@ from typing import Any, Mapping
 
 from nats.js.api import StreamConfig
 
-from harness.flows import Names, flow
+from harness.flows import IntegrityError, Names, flow
 
 
 async def _prepare_object(js: Any, names: Names, params: Mapping[str, Any]) -> None:
@@ -28,7 +28,7 @@ async def objectstore_get(ctx: Any) -> dict:
     await ctx.checkpoint("in_call")
     res = await ctx.call("objectstore.get", obs.get("obj"), timeout=ctx.params["call_timeout"])
     if len(res.data) != ctx.params["size"]:
-        raise AssertionError(f"object truncated: {len(res.data)} of {ctx.params['size']} bytes")
+        raise IntegrityError(f"object truncated: got {len(res.data)} of {ctx.params['size']} bytes, no error raised")
     return {"bytes": len(res.data)}
 
 

@@ -32,10 +32,10 @@ async def prepare_stream(js: Any, names: Names, params: Mapping[str, Any]) -> No
     "next.fetch",
     triggers=("waiting",),
     prepare=prepare_stream_with_durable,
-    defaults={"count": 10, "batch": 5, "fetch_timeout": 2.0},
+    defaults={"count": 10, "batch": 5, "fetch_timeout": 2.0, "wait_timeout": 6.0},
 )
 async def fetch(ctx: Any) -> dict:
-    """Pull-fetch every message, acking each, then one more fetch that waits for more."""
+    """Pull-fetch every message, acking each, then a long-poll fetch that waits for more."""
     sub = await ctx.js.pull_subscribe_bind(durable=ctx.names.consumer, stream=ctx.names.stream)
     ctx.track(sub)
     got: list[str] = []
@@ -49,10 +49,10 @@ async def fetch(ctx: Any) -> dict:
                 await m.ack()
                 got.append(m.data.decode())
         ctx.received(got)
-        # The stream is empty now: this fetch parks a pull request on the server
-        # (the `waiting` trigger) and must return by its own timeout.
+        # The stream is empty now: this long poll parks a pull request on the server (the
+        # `waiting` trigger). It ends by its own timeout, or sooner when the subscription ends.
         try:
-            await ctx.call("fetch", sub.fetch(1, timeout=ctx.params["fetch_timeout"]))
+            await ctx.call("fetch", sub.fetch(1, timeout=ctx.params["wait_timeout"]))
         except nats.errors.TimeoutError:
             pass
     finally:
@@ -88,7 +88,7 @@ async def iterate(ctx: Any) -> dict:
     "next.next_msg",
     triggers=("blocked",),
     prepare=prepare_stream,
-    defaults={"count": 10, "next_timeout": 2.0},
+    defaults={"count": 10, "next_timeout": 2.0, "wait_timeout": 6.0},
 )
 async def next_msg(ctx: Any) -> dict:
     """`sub.next_msg(timeout)` in a loop until every message is in, then one that waits."""
@@ -104,8 +104,9 @@ async def next_msg(ctx: Any) -> dict:
             await msg.ack()
             got.append(msg.data.decode())
         ctx.received(got)
+        # A long wait for one more: ends by its timeout, or sooner when the subscription ends.
         try:
-            await ctx.call("next_msg", sub.next_msg(timeout=ctx.params["next_timeout"]))
+            await ctx.call("next_msg", sub.next_msg(timeout=ctx.params["wait_timeout"]))
         except nats.errors.TimeoutError:
             pass
     finally:

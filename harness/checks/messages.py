@@ -1,0 +1,30 @@
+"""Message accounting: what the client handed over is whole; what it confirmed is on the server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.checks import Finding
+
+
+def find_integrity(outcome: dict[str, Any] | None) -> list[Finding]:
+    """A flow that raised IntegrityError was handed wrong data without an error."""
+    if outcome and outcome.get("status") == "error" and outcome.get("exc_type", "").endswith(".IntegrityError"):
+        return [Finding("messages", f"wrong data handed to the flow: {outcome.get('message', '')}", evidence=str(outcome))]
+    return []
+
+
+def find_unconfirmed_acks(outcome: dict[str, Any] | None, consumer: dict[str, Any] | None) -> list[Finding]:
+    """ack_sync returned for every message, yet the server still counts some as unacknowledged."""
+    if not outcome or outcome.get("status") != "ok" or consumer is None:
+        return []
+    confirmed = (outcome.get("result") or {}).get("confirmed", 0)
+    if confirmed and consumer["num_ack_pending"]:
+        return [
+            Finding(
+                "messages",
+                f"ack_sync confirmed {confirmed} message(s) but the server has {consumer['num_ack_pending']} ack-pending",
+                evidence=", ".join(f"{k}={v}" for k, v in consumer.items()),
+            )
+        ]
+    return []
