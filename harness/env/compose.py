@@ -673,13 +673,25 @@ def _cmd_images(args: argparse.Namespace) -> int:
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
-    env = ComposeEnvironment(project=args.project, owner="manual")
+    running = project_resources(docker_client(), args.project)
+    if running:
+        state = _state_file(args.project)
+        print(f"compose project {args.project} is already up ({', '.join(running)})", file=sys.stderr)
+        print(f"its ports and credentials: {state}; `make compose-down` first to start afresh", file=sys.stderr)
+        return 0
+    # Fixed ports if asked (e.g. `make compose-up CHAOS_PROXY_PORT=4222`), else free ones.
+    ports = {
+        key: int(os.environ[var]) if os.environ.get(var) else None
+        for key, var in (
+            ("proxy_port", "CHAOS_PROXY_PORT"),
+            ("nats_port", "CHAOS_NATS_PORT"),
+            ("monitor_port", "CHAOS_MONITOR_PORT"),
+            ("api_port", "CHAOS_TOXIPROXY_PORT"),
+        )
+    }
+    env = ComposeEnvironment(project=args.project, owner="manual", **ports)
     t0 = time.monotonic()
-    try:
-        env.start()
-    except BaseException:
-        env.stop()
-        raise
+    env.start()  # tears down by itself if it fails
     STATE_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
     state = _state_file(env.project)
     state.touch(mode=0o600)

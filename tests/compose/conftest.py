@@ -7,6 +7,8 @@ skips these tests with the reason, once.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from harness.env.compose import ComposeEnvironment, compose_command, docker_unavailable_reason
@@ -40,6 +42,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     reason = unavailable_reason()
     if reason is None:
         return
+    if os.environ.get("NATS_CHAOS_REQUIRE_COMPOSE"):  # set by `make test-compose`
+        raise pytest.UsageError(f"compose tests required but cannot run: {reason}")
     skip = pytest.mark.skip(reason=f"compose tests need a Docker API: {reason} (see compose/README.md)")
     for item in mine:
         item.add_marker(skip)
