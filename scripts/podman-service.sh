@@ -3,7 +3,8 @@
 #
 #   scripts/podman-service.sh start    install podman + docker-compose if missing (Debian, root),
 #                                      start the service, wait for /_ping, print DOCKER_HOST=...
-#   scripts/podman-service.sh stop     end the service this script started (and only that one)
+#   scripts/podman-service.sh stop     end the service this script started (and only that one);
+#                                      refuses while containers exist, unless --force
 #   scripts/podman-service.sh env      print the DOCKER_HOST/CONTAINERS_CONF lines (eval-able)
 #   scripts/podman-service.sh status   exit 0 if our service answers /_ping
 #
@@ -130,10 +131,23 @@ start() {
   env_lines
 }
 
+# Names of the containers the service still has (running or not), one line.
+containers_left() {
+  curl -sf --max-time 5 --unix-socket "$SOCK" 'http://d/v1.41/containers/json?all=1' 2>/dev/null \
+    | tr ',' '\n' | sed -n 's/.*"Names":\["\/\{0,1\}\([^"]*\)".*/\1/p' | tr '\n' ' '
+}
+
 stop() {
   local pid
   if ! pid=$(our_pid); then
     rm -f "$PIDFILE"; say "no service of ours running"; return 0
+  fi
+  # Another session (a test run, a `make compose-up` stack) may still use the service:
+  # stopping it under them breaks their teardown. --force when you mean it.
+  local left; left=$(containers_left)
+  if [ -n "$left" ] && [ "${1:-}" != --force ]; then
+    say "not stopping: containers still exist: $left(take them down, or: $0 stop --force)"
+    return 1
   fi
   kill -TERM "$pid" 2>/dev/null || true
   local deadline=$((SECONDS + 10))
@@ -147,7 +161,7 @@ stop() {
 
 case "${1:-}" in
   start) start ;;
-  stop) stop ;;
+  stop) stop "${2:-}" ;;
   env) env_lines ;;
   status) our_pid >/dev/null && ping_ok ;;
   *) echo "usage: $0 start|stop|env|status" >&2; exit 2 ;;
