@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Behind the compose-* make targets (compose/compose.mk):
+#
+#   compose-stack.sh images   build the local FROM-scratch images (needs a Docker API and Go)
+#   compose-stack.sh up       bring up the stack `nats-chaos` and leave it running
+#   compose-stack.sh down     take it down (and the podman service, if `up` started it)
+#   compose-stack.sh test     run tests/compose against real stacks, then clean up everything
+#
+# The Docker API: $DOCKER_HOST, else Docker's socket, else a podman service started here
+# (scripts/podman-service.sh). On podman the images are always the local builds (nothing is
+# pulled); on Docker they are the official ones unless you built the local ones or set
+# NATS_IMAGE / TOXIPROXY_IMAGE. Every wait is bounded.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+STATE=.run/compose
+UP_MARK=$STATE/podman-started-by-up
+TEST_TIMEOUT=${COMPOSE_TEST_TIMEOUT:-600}
+mkdir -p "$STATE"
+
+say() { echo "compose: $*" >&2; }
+STARTED_PODMAN=0
+
+# Is a Docker API reachable (DOCKER_HOST, Docker's socket, or our podman socket)?
+api_reason() {
+  "$PY" -c 'from harness.env.compose import docker_unavailable_reason as r; print(r() or "")'
+}
+
+# Make sure a Docker API answers; start our podman service if none does.
+use_api() {
+  local reason; reason=$(api_reason)
+  if [ -z "$reason" ]; then
+    say "Docker API: $("$PY" -c 'from harness.env.compose import docker_host; print(docker_host())')"
+    return 0
+  fi
+  say "$reason; starting a podman service instead"
+  eval "$(bash scripts/podman-service.sh start)"
+  STARTED_PODMAN=1
+}
+
+on_podman() {
+  case "${DOCKER_HOST:-}" in *podman*) return 0 ;; esac
+  "$PY" -c 'from harness.env.compose import docker_host; import sys; sys.exit("podman" not in docker_host())'
+}
+
+# On podman nothing can be pulled: build the local images and use them.
+images_if_podman() {
+  if on_podman || [ "${COMPOSE_IMAGES:-}" = local ]; then
+    eval "$("$PY" -m harness.env.compose images --env)"
+    say "images: $NATS_IMAGE, $TOXIPROXY_IMAGE"
+  fi
+}
+
+stop_podman_if_started() {
+  if [ "$STARTED_PODMAN" = 1 ]; then bash scripts/podman-service.sh stop; fi
+}
+
+case "${1:-}" in
+  images)
+    use_api
+    trap stop_podman_if_started EXIT
+    "$PY" -m harness.env.compose images
+    ;;
+  up)
+    use_api
+    images_if_podman
+    if ! "$PY" -m harness.env.compose up --project "${COMPOSE_PROJECT:-nats-chaos}"; then
+      stop_podman_if_started; exit 2
+    fi
+    [ "$STARTED_PODMAN" = 1 ] && touch "$UP_MARK"
+    if on_podman; then
+      say "the podman service keeps running for the stack; \`make compose-down\` ends both"
+      bash scripts/podman-service.sh env | sed 's/^/  /' >&2
+    fi
+    ;;
+  down)
+    if [ -n "$(api_reason)" ]; then
+      say "no Docker API answers: nothing to take down"
+    else
+      "$PY" -m harness.env.compose down --project "${COMPOSE_PROJECT:-nats-chaos}"
+    fi
+    if [ -f "$UP_MARK" ]; then
+      "$PY" -m harness.env.compose reap >&2 || true   # stacks of harness runs that died
+      # Refuses (and keeps the mark) while another session's containers still use it.
+      bash scripts/podman-service.sh stop && rm -f "$UP_MARK"
+    fi
+    ;;
+  test)
+    use_api
+    trap stop_podman_if_started EXIT
+    images_if_podman
+    "$PY" -m harness.env.compose reap >&2 || true   # stacks of earlier runs that died
+    rc=0
+    # NATS_CHAOS_REQUIRE_COMPOSE: here a missing Docker API is an error, not a skip.
+    NATS_CHAOS_REQUIRE_COMPOSE=1 timeout --kill-after=10 "$TEST_TIMEOUT" \
+      "$PY" -m pytest tests/compose -p no:cacheprovider ${ARGS:-} || rc=$?
+    # Nothing of the runs may remain: a leftover is a failure (and is removed now).
+    if ! "$PY" -m harness.env.compose reap; then
+      say "FAIL: compose stacks were left behind (removed now)"
+      [ "$rc" = 0 ] && rc=1
+    fi
+    [ "$rc" = 124 ] && say "FAIL: tests/compose did not finish within ${TEST_TIMEOUT}s"
+    exit "$rc"
+    ;;
+  *)
+    echo "usage: $0 images|up|down|test" >&2; exit 2 ;;
+esac
