@@ -24,3 +24,4 @@ env-up: setup
 
 clean:
 	rm -rf .venv .bin reports/*/ reports/latest
+-include compose/compose.mk
