@@ -175,6 +175,8 @@ class Runner:
 
     def _run(self, rc: RunContext) -> tuple[list[Finding], str]:
         sc, st = rc.scenario, self.settings
+        if sc.client:
+            rc.event("client options", **sc.client)
         fault = faults.FAULTS.get(sc.fault)
         trig = triggers.TRIGGERS.get(sc.trigger) if fault else None
         env, obs = self.env, self.observer
@@ -185,7 +187,7 @@ class Runner:
         rc.event("prepared", names=rc.names.tag)
         rc.agent = agent = self.pool.get()
         agent.start_watch()
-        agent.request("connect", timeout=10, options={**env.connect_options(), **CLIENT_OPTIONS})
+        agent.request("connect", timeout=10, options={**env.connect_options(), **CLIENT_OPTIONS, **sc.client})
         base = agent.request("snapshot")
         base_tasks = {t["id"] for t in base["tasks"]}
         base_sids = {s["sid"] for s in base["subs"]}

@@ -12,6 +12,10 @@ A file in `scenarios/` looks like:
         faults: [none, stall.bandwidth0, disconnect.reset_peer]
         triggers: [in_call]
         params: {size: 2097152}          # flow parameters (override the flow's defaults)
+      - name: get-default-pings
+        variant: default-pings           # same scenarios again, ids end in ~default-pings
+        flows: [objectstore.get]
+        client: {ping_interval: 120}     # nats.connect() overrides for the client under test
 
 Each entry expands to one scenario per flow x fault x trigger, with a stable id
 `flow[fault@trigger]` (`flow[none]` for the no-fault control). The whole file is
@@ -55,6 +59,7 @@ class Scenario:
     hold: float
     timeout: float
     source: str  # "file:entry", for messages and replay
+    client: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # nats.connect() overrides
 
     @property
     def is_control(self) -> bool:
@@ -66,18 +71,31 @@ class Scenario:
 
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
-        d["params"], d["fault_params"] = dict(self.params), dict(self.fault_params)
+        d["params"], d["fault_params"], d["client"] = dict(self.params), dict(self.fault_params), dict(self.client)
         return d
 
 
-def scenario_id(flow: str, fault: str, trigger: str) -> str:
-    return f"{flow}[{fault}]" if fault == NO_FAULT else f"{flow}[{fault}@{trigger}]"
+def scenario_id(flow: str, fault: str, trigger: str, variant: str = "") -> str:
+    """`flow[fault@trigger]`, `flow[none]` for the control; `~variant` when an entry names one."""
+    core = fault if fault == NO_FAULT else f"{fault}@{trigger}"
+    return f"{flow}[{core}~{variant}]" if variant else f"{flow}[{core}]"
 
 
 # -- loading --------------------------------------------------------------------
 
-_ENTRY_KEYS = {"name", "flows", "faults", "triggers", "checks", "params", "fault_params", "hold", "timeout"}
-_DEFAULT_KEYS = _ENTRY_KEYS - {"name", "flows", "faults", "triggers"}
+_ENTRY_KEYS = {"name", "variant", "flows", "faults", "triggers", "checks", "params", "fault_params", "hold", "timeout", "client"}
+# nats.connect() options a scenario may set for the client under test (type of each)
+CLIENT_KEYS: dict[str, type] = {
+    "ping_interval": float,
+    "max_outstanding_pings": int,
+    "reconnect_time_wait": float,
+    "max_reconnect_attempts": int,
+    "connect_timeout": float,
+    "allow_reconnect": bool,
+    "drain_timeout": float,
+    "flush_timeout": float,
+}
+_DEFAULT_KEYS = _ENTRY_KEYS - {"name", "variant", "flows", "faults", "triggers"}
 
 
 def load_file(path: str | Path) -> list[Scenario]:
@@ -120,12 +138,25 @@ def load_file(path: str | Path) -> list[Scenario]:
                 raise ScenarioError(fname, entry, k, "unknown key", hint=f"allowed: {', '.join(sorted(_ENTRY_KEYS))}")
         e = {**defaults, **raw}
         ctx = (fname, entry)
+        variant = e.get("variant", "")
+        if not isinstance(variant, str) or not all(c.isalnum() or c in "-_" for c in variant):
+            raise ScenarioError(fname, entry, "variant", f"must be a short name of letters, digits, - and _, got {variant!r}")
         flow_names = _str_list(ctx, e, "flows", required=True)
         fault_names = _str_list(ctx, e, "faults", default=[NO_FAULT])
         trigger_names = _str_list(ctx, e, "triggers", default=[])
         check_names = tuple(_str_list(ctx, e, "checks", default=list(DEFAULT_CHECKS)))
         params = _mapping(ctx, e, "params")
         fault_params = _mapping(ctx, e, "fault_params")
+        client = _mapping(ctx, e, "client")
+        for k, v in client.items():
+            want = CLIENT_KEYS.get(k)
+            if want is None:
+                raise ScenarioError(fname, entry, f"client.{k}", "unknown client option", hint=f"known: {', '.join(sorted(CLIENT_KEYS))}")
+            ok = isinstance(v, want) and (want is bool or not isinstance(v, bool))
+            if want is float and isinstance(v, int) and not isinstance(v, bool):
+                ok = True
+            if not ok:
+                raise ScenarioError(fname, entry, f"client.{k}", f"must be {want.__name__}, got {type(v).__name__} {v!r}")
         hold = _number(ctx, e, "hold", 1.0, lo=0.0, hi=120.0)
         timeout = _number(ctx, e, "timeout", 15.0, lo=0.5, hi=600.0)
 
@@ -160,7 +191,7 @@ def load_file(path: str | Path) -> list[Scenario]:
             if NO_FAULT in fault_names:
                 combos.insert(0, (NO_FAULT, ""))
             for ft, t in combos:
-                sid = scenario_id(f, ft, t)
+                sid = scenario_id(f, ft, t, variant)
                 if sid in seen:
                     raise ScenarioError(fname, entry, "flows", f"scenario {sid} already declared by entry {seen[sid]}")
                 seen[sid] = entry
@@ -168,7 +199,7 @@ def load_file(path: str | Path) -> list[Scenario]:
                     Scenario(
                         id=sid, flow=f, fault=ft, trigger=t, checks=check_names,
                         params={**spec.defaults, **params}, fault_params=dict(fault_params),
-                        hold=hold, timeout=timeout, source=f"{fname}:{entry}",
+                        hold=hold, timeout=timeout, source=f"{fname}:{entry}", client=dict(client),
                     )
                 )
     return out

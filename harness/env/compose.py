@@ -186,11 +186,16 @@ def _go_build(args: list[str], cwd: Path, **env: str) -> None:
     if go is None:
         raise MissingBinaryError("Go toolchain not found: needed to build the compose helper binaries", hint=IMAGES_HINT)
     (BUILD_DIR / "bin").mkdir(parents=True, exist_ok=True)
-    r = subprocess.run(
-        [go, *args], cwd=cwd, env={**os.environ, "CGO_ENABLED": "0", **env}, capture_output=True, text=True, timeout=600
-    )
+    # Containers are Linux whatever the host is (Docker Desktop on a Mac runs a Linux VM).
+    target = {"CGO_ENABLED": "0", "GOOS": "linux", "GOARCH": os.environ.get("NATS_CHAOS_GOARCH") or _host_goarch()}
+    r = subprocess.run([go, *args], cwd=cwd, env={**os.environ, **target, **env}, capture_output=True, text=True, timeout=600)
     if r.returncode != 0:
         raise EnvError(f"`go {args[0]}` failed in {cwd}", evidence=r.stderr[-2000:], hint="check access to the Go module proxy")
+
+
+def _host_goarch() -> str:
+    machine = os.uname().machine.lower()
+    return {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(machine, machine)
 
 
 def local_image_tags() -> dict[str, str]:
