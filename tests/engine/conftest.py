@@ -10,7 +10,6 @@ from engine_helpers import FAST, agent_processes
 from harness.env.local import LocalEnvironment
 from harness.runner import Runner
 
-pytest_plugins = ["pytester"]
 
 @pytest.fixture(scope="module")
 def env() -> Iterator[LocalEnvironment]:

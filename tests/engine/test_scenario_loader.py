@@ -45,6 +45,9 @@ def test_reference_matrix_expands_to_stable_readable_ids() -> None:
         ("matrix:\n  - name: a\n    flows: [next.fetch]\n    colour: red\n", "a", "colour", "unknown key"),
         ("matrix:\n  - name: a\n    flows: [next.fetch]\n  - name: b\n    flows: [next.fetch]\n", "b", "flows", "already declared by entry a"),
         ("matrix: []\n", "-", "matrix", "non-empty list"),
+        ("matrix:\n  - name: a\n    flows: [next.fetch]\n    client: {ping_interval: fast}\n", "a", "client.ping_interval", "must be float"),
+        ("matrix:\n  - name: a\n    flows: [next.fetch]\n    client: {tls: true}\n", "a", "client.tls", "unknown client option"),
+        ("matrix:\n  - name: a\n    variant: 'a b'\n    flows: [next.fetch]\n", "a", "variant", "short name"),
     ],
 )
 def test_errors_name_file_entry_and_field(tmp_path: Path, text: str, entry: str, field: str, problem: str) -> None:
@@ -67,3 +70,16 @@ def test_scenario_seed_derives_from_run_seed_and_id() -> None:
     s = load_paths([ROOT / "scenarios"])
     assert s[0].seed(1) == s[0].seed(1) != s[0].seed(2)
     assert s[0].seed(1) != s[1].seed(1)
+
+
+def test_variant_names_a_second_configuration_of_the_same_scenarios(tmp_path: Path) -> None:
+    p = write(
+        tmp_path,
+        "matrix:\n  - name: a\n    flows: [ack.ack]\n    faults: [none, stall.pause]\n    triggers: [before_ack]\n"
+        "  - name: b\n    variant: slow-pings\n    flows: [ack.ack]\n    faults: [stall.pause]\n    triggers: [before_ack]\n"
+        "    client: {ping_interval: 120}\n",
+    )
+    by_id = {s.id: s for s in load_file(p)}
+    assert list(by_id) == ["ack.ack[none]", "ack.ack[stall.pause@before_ack]", "ack.ack[stall.pause@before_ack~slow-pings]"]
+    assert by_id["ack.ack[stall.pause@before_ack~slow-pings]"].client == {"ping_interval": 120}
+    assert by_id["ack.ack[stall.pause@before_ack]"].client == {}
