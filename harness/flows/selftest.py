@@ -132,3 +132,11 @@ async def crash(ctx: Any) -> dict:
     print("selftest.crash: about to die", file=sys.stderr, flush=True)
     os.kill(os.getpid(), signal.SIGKILL)
     return {}
+
+
+@flow("selftest.block", triggers=("in_call",), defaults={"seconds": 2.0})
+async def block(ctx: Any) -> dict:
+    """Block the event loop in a synchronous sleep (a hang with idle CPU), bounded."""
+    await ctx.checkpoint("in_call")
+    time.sleep(ctx.params["seconds"])
+    return {}

@@ -32,3 +32,14 @@ def test_no_agent_left_between_scenarios(runner: Runner) -> None:
     runner.run(selftest("selftest.clean_task"))
     # at most the one warm spare, idle and waiting for its scenario
     assert len(agent_processes()) <= 1
+
+
+def test_agent_hanging_past_the_deadline_is_a_blocked_loop_with_idle_cpu(runner: Runner) -> None:
+    sc = dataclasses.replace(selftest("selftest.block"), params={"seconds": 30.0}, timeout=2.0)
+    rec = runner.run(sc)
+    assert rec.verdict == "failed"
+    loop = [f for f in rec.findings if f.check == "loop"]
+    assert loop and "blocked (idle CPU)" in loop[0].summary, [f.summary for f in rec.findings]
+    assert "in block" in loop[0].evidence
+    assert rec.timings["wall"] < 10
+    assert runner.run(selftest("selftest.clean_task")).verdict == "passed"
