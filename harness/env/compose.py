@@ -319,13 +319,13 @@ class ComposeEnvironment(Environment):
             return
         problems: list[str] = []
         client = self._client
-        try:
-            if client is not None:
-                # A frozen container cannot be stopped gracefully (podman refuses outright).
+        if client is not None:
+            # A frozen container cannot be stopped gracefully (podman refuses outright).
+            with contextlib.suppress(Exception):
                 for c in self._containers():
                     if c.status == "paused":
-                        with contextlib.suppress(Exception):
-                            c.unpause()
+                        c.unpause()
+        try:
             if self._compose is not None:
                 self._run_compose(["down", "-v", "--remove-orphans", "-t", "5"], DOWN_TIMEOUT, "take the stack down")
         except EnvError as e:

@@ -16,6 +16,7 @@ from harness.env.compose import (
     project_resources,
     reap_stale_projects,
 )
+from harness.errors import EnvError
 
 pytestmark = pytest.mark.compose
 
@@ -72,3 +73,15 @@ def test_reap_removes_the_stack_of_a_dead_owner() -> None:
 def test_reap_leaves_live_and_manual_stacks_alone(compose_env: ComposeEnvironment) -> None:
     assert compose_env.project not in reap_stale_projects(docker_client())
     assert compose_env.server_running()
+
+
+def test_failed_start_tears_down_and_says_why_without_the_password() -> None:
+    env = ComposeEnvironment(nats_image="localhost/nats-chaos/no-such-image:0", up_timeout=120)
+    with pytest.raises(EnvError) as info:
+        with env:
+            pass
+    text = str(info.value)
+    assert "could not bring the stack up" in text
+    assert "no-such-image" in text
+    assert env.credentials.password not in text
+    assert project_resources(docker_client(), env.project) == []
