@@ -52,17 +52,18 @@ install_if_missing() {
   local missing=""
   command -v podman >/dev/null || missing="$missing podman"
   command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 || missing="$missing docker-compose"
-  command -v runc >/dev/null || missing="$missing runc"
-  command -v iptables >/dev/null || missing="$missing iptables"
+  # runc and iptables live in /usr/sbin, which a non-root PATH may lack.
+  command -v runc >/dev/null || [ -x /usr/sbin/runc ] || missing="$missing runc"
+  command -v iptables >/dev/null || [ -x /usr/sbin/iptables ] || missing="$missing iptables"
   [ -z "$missing" ] && return 0
   command -v apt-get >/dev/null || cannot "missing:$missing, and no apt-get to install it (install podman and docker-compose by hand)"
   [ "$(id -u)" = 0 ] || cannot "missing:$missing, and installing needs root (sudo apt-get install -y $PACKAGES)"
   say "installing $PACKAGES (apt-get, up to ${INSTALL_TIMEOUT}s)"
   local out=$STATE/apt.log
+  export DEBIAN_FRONTEND=noninteractive
   if ! timeout "$INSTALL_TIMEOUT" apt-get install -y --no-install-recommends $PACKAGES >"$out" 2>&1; then
     timeout "$INSTALL_TIMEOUT" apt-get update >>"$out" 2>&1 || true
-    DEBIAN_FRONTEND=noninteractive timeout "$INSTALL_TIMEOUT" \
-      apt-get install -y --no-install-recommends $PACKAGES >>"$out" 2>&1 \
+    timeout "$INSTALL_TIMEOUT" apt-get install -y --no-install-recommends $PACKAGES >>"$out" 2>&1 \
       || cannot "apt-get install $PACKAGES failed: $(tail -1 "$out")"
   fi
 }

@@ -157,6 +157,9 @@ def build_healthcheck() -> Path:
     """Build compose/healthcheck into compose/.build/bin/healthcheck (static) if it is missing."""
     if HEALTHCHECK_BIN.is_file():
         return HEALTHCHECK_BIN
+    # `docker compose up` run by hand before the build makes the missing bind source a directory.
+    if HEALTHCHECK_BIN.is_dir():
+        shutil.rmtree(HEALTHCHECK_BIN)
     _go_build(["build", "-trimpath", "-ldflags=-s -w", "-o", str(HEALTHCHECK_BIN), "."], COMPOSE_DIR / "healthcheck")
     return HEALTHCHECK_BIN
 
