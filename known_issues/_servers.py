@@ -59,6 +59,10 @@ def free_port() -> int:
 def _stop_all() -> None:
     for p in _PROCS:
         if p.poll() is None:
+            try:
+                p.send_signal(signal.SIGCONT)  # in case a repro paused it
+            except Exception:
+                pass
             p.terminate()
     deadline = time.monotonic() + 5
     for p in _PROCS:

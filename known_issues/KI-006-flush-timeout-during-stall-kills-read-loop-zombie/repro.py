@@ -9,11 +9,15 @@ ping timer declares it stale: ping_interval x (max_outstanding_pings + 1),
 Phase A (control, same connection): stall (bandwidth rate=0 downstream) with
 no flush; a request times out (evidence of the stall); heal -> healthy.
 Phase B: stall; nc.flush(timeout=1) -> FlushTimeoutError; heal.
+Phase C: the same with the other stall kind, the server paused: a second
+connection straight to the server; SIGSTOP nats-server; nc.flush(timeout=1);
+SIGCONT.
 Check after heal (8 s): js.account_info() / nc.request() must succeed again.
 """
 import asyncio
 import logging
 import os
+import signal
 import sys
 import time
 
@@ -75,9 +79,28 @@ async def main():
         connected = nc.is_connected
         await nc.close()
 
+        # Phase C: server paused instead of a toxic
+        nc2 = await nats.connect(s.nats_url, error_cb=quiet_error_cb)
+        js2 = nc2.jetstream(timeout=1)
+        await js2.account_info()
+        os.kill(s.nats_proc.pid, signal.SIGSTOP)
+        try:
+            try:
+                await nc2.flush(timeout=1)
+                flush_c = "returned"
+            except Exception as e:
+                flush_c = type(e).__name__
+        finally:
+            os.kill(s.nats_proc.pid, signal.SIGCONT)
+        ok_c, t_c = await recovers(nc2, js2, 8)
+        c_state = f"is_connected={nc2.is_connected}, read loop task done={nc2._reading_task.done()}"
+        await nc2.close()
+
         msg = (f"control (stall, no flush): stall evidenced={evidence_a}, healthy after heal={ok_a} in {t_a:.2f}s; "
                f"stall + nc.flush(1) -> {flush_b}; after heal: healthy={ok_b} within {t_b:.1f}s, "
-               f"is_connected={connected}, read loop task done={read_loop_done}, nats logger: {logged}")
+               f"is_connected={connected}, read loop task done={read_loop_done}; "
+               f"server SIGSTOP + nc.flush(1) -> {flush_c}; after SIGCONT: healthy={ok_c} within {t_c:.1f}s, "
+               f"{c_state}; nats logger: {logged}")
         return (ok_a and not ok_b and connected and read_loop_done), msg
 
 
