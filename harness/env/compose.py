@@ -95,12 +95,10 @@ def docker_client(timeout: int = API_TIMEOUT) -> Any:
     if host.startswith("unix://") and not os.path.exists(host[len("unix://") :]):
         raise EnvError(f"no Docker API: {host[len('unix://'):]} does not exist", hint=DOCKER_HINT)
     try:
-        client = docker.DockerClient(base_url=docker_host(), timeout=timeout)
+        client = docker.DockerClient(base_url=host, timeout=timeout)
         client.ping()
     except Exception as e:  # the SDK raises DockerException, requests' and OSError alike
-        raise EnvError(
-            f"no Docker API at {docker_host()}: {_first_line(e)}", hint=DOCKER_HINT
-        ) from None
+        raise EnvError(f"no Docker API at {host}: {_first_line(e)}", hint=DOCKER_HINT) from None
     return client
 
 
