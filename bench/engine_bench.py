@@ -43,6 +43,32 @@ def run() -> list[str]:
                 agent.exit()
         finally:
             runner.close()
+    lines = _figures("local", records, costs)
+    lines += _compose_overhead(scenarios, statistics.median(r.timings["overhead"] for r in records))
+    return lines
+
+
+def _compose_overhead(scenarios: list, local_median: float) -> list[str]:
+    """The same reference set on the compose backend, its overhead beside the local one."""
+    from harness.env.compose import ComposeEnvironment, docker_unavailable_reason
+
+    why = docker_unavailable_reason()
+    if why:
+        return [f"  compose per-scenario overhead             skipped: {why}"]
+    with ComposeEnvironment(ready_timeout=30) as env:
+        runner = Runner(env, run_seed=1)
+        try:
+            records = [runner.run(sc) for sc in scenarios]
+        finally:
+            runner.close()
+    over = [r.timings["overhead"] for r in records]
+    return [
+        f"  compose per-scenario overhead            median {statistics.median(over) * 1000:7.1f} ms"
+        f"  (local {local_median * 1000:.1f} ms)   target <= {TARGET_OVERHEAD * 1000:.0f} ms"
+    ]
+
+
+def _figures(backend: str, records: list, costs: list[float]) -> list[str]:
     over = [r.timings["overhead"] for r in records]
     wall = sum(r.timings["wall"] for r in records)
     inherent = sum(r.timings["inherent"] for r in records)
@@ -50,7 +76,7 @@ def run() -> list[str]:
     for r in records:
         verdicts[r.verdict] = verdicts.get(r.verdict, 0) + 1
     return [
-        f"  reference set: {len(records)} scenarios, verdicts {verdicts}",
+        f"  reference set ({backend}): {len(records)} scenarios, verdicts {verdicts}",
         f"  per-scenario harness overhead            median {statistics.median(over) * 1000:7.1f} ms"
         f"  (min {min(over) * 1000:.1f} ms, max {max(over) * 1000:.1f} ms)   target <= {TARGET_OVERHEAD * 1000:.0f} ms",
         f"  leak check on a clean flow               median {statistics.median(costs) * 1000:7.1f} ms"
