@@ -46,6 +46,48 @@ async def kv_get(ctx: Any) -> dict:
     return {"bytes": len(e.value or b"")}
 
 
+async def _prepare_kv_keys(js: Any, names: Names, params: Mapping[str, Any]) -> None:
+    kv = await js.create_key_value(bucket=names.bucket)
+    for i in range(params["keys"]):
+        await kv.put(f"k{i}", b"v")
+
+
+@flow(
+    "kv.keys",
+    triggers=("in_call",),
+    prepare=_prepare_kv_keys,
+    defaults={"keys": 20, "js_timeout": 1.0},
+    consumer_stream="kv",
+)
+async def kv_keys(ctx: Any) -> dict:
+    """List a bucket's keys (`kv.keys()` runs a temporary watcher inside), no caller timeout."""
+    kv = await ctx.nc.jetstream(timeout=ctx.params["js_timeout"]).key_value(ctx.names.bucket)
+    await ctx.checkpoint("in_call")
+    keys = await ctx.call("kv.keys", kv.keys())
+    if len(keys) != ctx.params["keys"]:
+        raise IntegrityError(f"kv.keys returned {len(keys)} of {ctx.params['keys']} keys")
+    return {"keys": len(keys)}
+
+
+@flow("kv.watch", triggers=("blocked",), prepare=_prepare_kv_keys, defaults={"keys": 5, "js_timeout": 5.0}, consumer_stream="kv")
+async def kv_watch(ctx: Any) -> dict:
+    """`async for entry in kv.watchall()`: the initial values, then wait for updates until stopped."""
+    kv = await ctx.nc.jetstream(timeout=ctx.params["js_timeout"]).key_value(ctx.names.bucket)
+    watcher = await kv.watchall()
+    ctx.on_finish(watcher.stop)  # the flow's own terminal action
+    seen: list[str] = []
+    try:
+        async for entry in ctx.iterate("kv.watch", watcher):
+            if entry is None:  # end of the initial values
+                ctx.received(seen)
+                continue
+            seen.append(entry.key)
+    finally:
+        if not ctx.finish_requested and ctx.nc.is_connected:
+            await watcher.stop()
+    return {"seen": len(seen)}
+
+
 async def _prepare_stream_msg(js: Any, names: Names, params: Mapping[str, Any]) -> None:
     await js.add_stream(StreamConfig(name=names.stream, subjects=[f"{names.subject}.>"], allow_direct=True))
     await js.publish(f"{names.subject}.m", b"x" * params["size"])

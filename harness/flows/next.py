@@ -64,17 +64,22 @@ async def fetch(ctx: Any) -> dict:
     "next.iterate",
     triggers=("blocked",),
     prepare=prepare_stream,
-    defaults={"count": 10},
+    defaults={"count": 10, "idle_heartbeat": 0.0, "ordered": False},
 )
 async def iterate(ctx: Any) -> dict:
     """`async for msg in sub.messages` on a push subscription, ended by unsubscribe (or a drain fault)."""
-    sub = await ctx.js.subscribe(f"{ctx.names.subject}.>", manual_ack=True)
+    hb = ctx.params["idle_heartbeat"] or None
+    if ctx.params["ordered"]:
+        sub = await ctx.js.subscribe(f"{ctx.names.subject}.>", ordered_consumer=True, idle_heartbeat=hb)
+    else:
+        sub = await ctx.js.subscribe(f"{ctx.names.subject}.>", manual_ack=True, idle_heartbeat=hb, flow_control=bool(hb))
     ctx.track(sub)
     ctx.on_finish(sub.unsubscribe)  # the flow's own terminal event, once the runner says so
     got: list[str] = []
     try:
         async for msg in ctx.iterate("sub.messages", sub.messages):
-            await msg.ack()
+            if not ctx.params["ordered"]:
+                await msg.ack()
             got.append(msg.data.decode())
             if len(got) == ctx.params["count"]:
                 ctx.received(got)
