@@ -103,3 +103,45 @@ def test_harness_run_exit_codes(tmp_path: Path) -> None:
     bad = _harness(tmp_path, "list")
     assert bad.returncode == 2
     assert bad.stderr.splitlines()[0].endswith("field 'flows': unknown flow 'nope'")
+
+
+SLOW = """\
+matrix:
+  - name: slow
+    flows: [selftest.yield]
+    params: {seconds: 20.0}
+    timeout: 30
+"""
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_interrupted_run_leaves_nothing_behind(tmp_path: Path, sig: str) -> None:
+    import signal
+    import time
+
+    import psutil
+
+    (tmp_path / "scenarios").mkdir()
+    (tmp_path / "scenarios/slow.yaml").write_text(SLOW)
+    exe = Path(sys.executable).with_name("harness")
+    proc = subprocess.Popen([str(exe), "run"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    me = psutil.Process(proc.pid)
+    deadline = time.monotonic() + 30
+    started: list[psutil.Process] = []
+    # Wait (bounded) until the run is inside the scenario: servers and an agent are up.
+    while time.monotonic() < deadline:
+        started = me.children(recursive=True)
+        names = " ".join(" ".join(p.cmdline()) for p in started if p.is_running())
+        if "harness.agent" in names and "nats-server" in names and "toxiproxy-server" in names:
+            break
+        time.sleep(0.05)
+    else:
+        proc.kill()
+        pytest.fail("the run never got its servers and agent up")
+    time.sleep(0.5)  # inside the 20 s flow
+    proc.send_signal(getattr(signal, sig))
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 2, out
+    gone, alive = psutil.wait_procs(started, timeout=5)
+    alive = [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
+    assert not alive, f"left behind after {sig}: {[p.cmdline() for p in alive]}"
