@@ -7,9 +7,14 @@ Faults, injected once >= 5 chunks arrived (nc.stats["in_bytes"]) and healed
 after `hold` seconds: bandwidth 0 downstream (3 s), proxy disabled (2 s),
 reset_peer (1 s), limit_data (cut ~300 KB later, 1 s), timeout toxic (3 s,
 ends in a close).
-Check: get returns data identical to what was stored, within hold + 10 s;
+Check: get returns data identical to what was stored, within hold + 22 s
+(recovery after a disconnect is heartbeat-driven, see below);
 afterwards no new task other than connection machinery, no new entry in
 nc._subs, no push-bound consumer on the OBJ_ stream.
+Recovery is slow: after a disconnect the ordered consumer only resumes when
+an idle heartbeat (every 5 s) reveals the sequence gap, or when the 2 x hb
+activity check fires: measured 1.3-5.5 s after one cut, 20.2 s when
+limit_data cut the connection twice (the reconnected link was cut again).
 (get() blocks for as long as a stall lasts: it has no timeout parameter. If
 the caller adds one, see KI-001. If the connection is closed, see KI-002.)
 Prints REPRODUCED (exit 1) if any check fails.
@@ -59,7 +64,7 @@ async def case(s, ojs, fault, hold, idx):
     trig = asyncio.create_task(inject_and_heal())
     t0 = time.monotonic()
     try:
-        res = await asyncio.wait_for(store.get("big"), hold + 10)
+        res = await asyncio.wait_for(store.get("big"), hold + 22)
         outcome = "complete" if res.data == DATA else f"WRONG DATA {len(res.data)}/{len(DATA)}"
     except asyncio.TimeoutError:
         outcome = "HUNG"
