@@ -35,6 +35,16 @@ class Endpoints:
     monitor_url: str  # http:// nats-server monitoring (/healthz, /jsz, /connz, /subsz)
     toxiproxy_url: str  # http:// Toxiproxy API
 
+    @classmethod
+    def on_loopback(cls, ports: dict[str, int]) -> "Endpoints":
+        """Endpoints for ports published on 127.0.0.1 (keys: proxy, nats, monitor, api)."""
+        return cls(
+            client_url=f"nats://127.0.0.1:{ports['proxy']}",
+            direct_url=f"nats://127.0.0.1:{ports['nats']}",
+            monitor_url=f"http://127.0.0.1:{ports['monitor']}",
+            toxiproxy_url=f"http://127.0.0.1:{ports['api']}",
+        )
+
 
 class Environment(abc.ABC):
     """A nats-server (JetStream on) behind a Toxiproxy proxy, with server-level faults.

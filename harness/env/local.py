@@ -178,12 +178,7 @@ class LocalEnvironment(Environment):
     def endpoints(self) -> Endpoints:
         if not self._ports:
             raise EnvError("environment not started", hint="use it as `with LocalEnvironment() as env:`")
-        return Endpoints(
-            client_url=f"nats://127.0.0.1:{self._ports['proxy']}",
-            direct_url=f"nats://127.0.0.1:{self._ports['nats']}",
-            monitor_url=f"http://127.0.0.1:{self._ports['monitor']}",
-            toxiproxy_url=f"http://127.0.0.1:{self._ports['api']}",
-        )
+        return Endpoints.on_loopback(self._ports)
 
     @property
     def credentials(self) -> Credentials:
