@@ -10,8 +10,10 @@ ARGS    ?=
 setup:
 	@bash scripts/setup.sh
 
+# make turns any failing recipe into its own status 2; the harness's status is printed.
 chaos: setup
-	$(HARNESS) run --env $(ENV) $(ARGS)
+	@$(HARNESS) run --env $(ENV) $(ARGS) || { s=$$?; \
+	  echo "harness run exited $$s (0 clean, 1 findings, 2 usage or environment error)"; exit $$s; }
 
 test: setup
 	$(PY) -m pytest tests $(ARGS)
