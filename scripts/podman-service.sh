@@ -157,6 +157,11 @@ stop() {
     sleep 0.1
   done
   rm -f "$PIDFILE" "$SOCK"
+  # podman's overlay driver bind-mounts its layer store onto itself; with the service gone
+  # that mount is ours to undo, or the state folder (a CI clone, say) cannot be removed.
+  if [ -z "$(containers_left)" ] && mountpoint -q "$STATE/storage/overlay" 2>/dev/null; then
+    umount "$STATE/storage/overlay" 2>/dev/null || say "could not unmount $STATE/storage/overlay"
+  fi
   say "stopped (pid $pid)"
 }
 
