@@ -12,7 +12,6 @@ import random
 import time
 from typing import Any, Callable
 
-from harness import checks as checks_mod
 from harness import faults, triggers
 from harness.agent.client import AgentError, AgentPool, AgentProcess
 from harness.checks import Finding, settle

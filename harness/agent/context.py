@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import weakref
 from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
 from harness.flows import Names
@@ -96,4 +95,3 @@ class FlowContext:
         return [{"label": p["label"], "age": round(now - p["since"], 3), "task": p["task"]} for p in self.pending.values()]
 
 
-Labels = weakref.WeakKeyDictionary

