@@ -39,6 +39,7 @@ class Observer:
         self._thread.start()
         self.nc: Any = None
         self._echo: dict[str, Any] = {}
+        self.errors: list[str] = []
 
     def run(self, fn: Callable[[], Awaitable[T]], timeout: float = 10.0) -> T:
         fut = asyncio.run_coroutine_threadsafe(fn(), self.loop)
@@ -51,8 +52,14 @@ class Observer:
     def connect(self) -> None:
         async def go() -> None:
             if self.nc is None or self.nc.is_closed:
+                async def quiet(e: Exception) -> None:
+                    # Server-level faults (kill, restart) cut the observer too; it reconnects.
+                    # The default error callback would print every attempt's traceback.
+                    self.errors.append(f"{type(e).__name__}: {e}")
+
                 self.nc = await nats.connect(
-                    **self.env.connect_options(direct=True), max_reconnect_attempts=-1, reconnect_time_wait=0.1
+                    **self.env.connect_options(direct=True), max_reconnect_attempts=-1, reconnect_time_wait=0.1,
+                    error_cb=quiet,
                 )
 
         self.run(go)

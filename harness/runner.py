@@ -239,7 +239,7 @@ class Runner:
             if r.get("hooks"):
                 rc.event("finish: flow's terminal action run", errors=r.get("hook_errors"))
                 terminal_at = terminal_at or time.monotonic()
-        limit = deadline if terminal_at is None else min(deadline, max(terminal_at, time.monotonic()) + st.stuck_after)
+        limit = deadline if terminal_at is None else min(deadline, terminal_at + st.stuck_after)
         outcome = agent.wait_event(lambda e: e.get("ev") == "outcome", max(limit - time.monotonic(), 0))
         rc.inherent += time.monotonic() - t
         if outcome is None:
