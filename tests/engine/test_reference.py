@@ -31,3 +31,32 @@ def test_reference_scenario_is_conclusive(runner: Runner, sc) -> None:
         assert f.summary and f.evidence, f
     assert (rec.replay != "") == (rec.verdict != "passed")
     assert rec.timings["overhead"] < rec.timings["wall"]
+
+
+CATALOGUE = """\
+matrix:
+  - name: every-fault
+    flows: [ack.ack_sync]
+    faults: [stall.bandwidth0, stall.timeout, stall.latency, stall.pause, disconnect.reset_peer,
+             disconnect.proxy_down, disconnect.kill, disconnect.restart, drain.nc_drain, drain.close, drain.lame_duck]
+    triggers: [before_ack]
+    hold: 1.0
+  - name: limit-data
+    flows: [objectstore.get]
+    faults: [disconnect.limit_data]
+    triggers: [in_call]
+    fault_params: {bytes: 65536}
+"""
+
+
+def test_every_fault_takes_effect_with_evidence(runner: Runner, tmp_path: Path) -> None:
+    from harness.scenario import load_file
+
+    p = tmp_path / "catalogue.yaml"
+    p.write_text(CATALOGUE)
+    for sc in load_file(p):
+        rec = runner.run(sc)
+        evidence = [e for e in rec.events if e["what"] == "evidence"]
+        assert rec.verdict in ("passed", "failed"), f"{sc.id}: {rec.verdict}: {rec.reason}"
+        assert evidence and evidence[0]["ok"], f"{sc.id}: {evidence}"
+    assert runner.env.server_running()
