@@ -77,21 +77,30 @@ class FlowContext:
         finally:
             self.pending.pop(k, None)
 
-    async def iterate(self, label: str, it: Any) -> AsyncIterator[Any]:
+    def iterate(self, label: str, it: Any) -> AsyncIterator[Any]:
         """Iterate an async iterator, each `__anext__` tracked as a pending call."""
-        ait = it.__aiter__()
-        while True:
-            k = self._enter(f"{label}.__anext__")
-            try:
-                item = await ait.__anext__()
-            except StopAsyncIteration:
-                return
-            finally:
-                self.pending.pop(k, None)
-            yield item
+        return _TrackedIterator(self, f"{label}.__anext__", it.__aiter__())
 
     def pending_calls(self) -> list[dict[str, Any]]:
         now = time.monotonic()
         return [{"label": p["label"], "age": round(now - p["since"], 3), "task": p["task"]} for p in self.pending.values()]
 
 
+
+
+class _TrackedIterator:
+    """An async iterator whose `__anext__` is a plain coroutine, so a pending call's await
+    chain (the stuck check's evidence) runs down into the client's own `__anext__`."""
+
+    def __init__(self, ctx: FlowContext, label: str, ait: Any) -> None:
+        self._ctx, self._label, self._ait = ctx, label, ait
+
+    def __aiter__(self) -> "_TrackedIterator":
+        return self
+
+    async def __anext__(self) -> Any:
+        k = self._ctx._enter(self._label)
+        try:
+            return await self._ait.__anext__()
+        finally:
+            self._ctx.pending.pop(k, None)
