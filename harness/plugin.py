@@ -121,6 +121,12 @@ class ChaosSession:
             self.env.stop()
             self.env = None
 
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Collect records (from this process or, under xdist, from the workers' reports)."""
+        for k, v in report.user_properties:
+            if k == RECORD_KEY:
+                self.records.append(json.loads(v))
+
     def header(self) -> dict[str, Any]:
         from harness.runner import CLIENT_OPTIONS, Settings
         import dataclasses
@@ -149,7 +155,8 @@ def _term_to_interrupt(signum: int, frame: Any) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.stash[_KEY] = ChaosSession(config)
+    config.stash[_KEY] = cs = ChaosSession(config)
+    config.pluginmanager.register(cs, "nats-chaos-session")
     # SIGTERM runs the same teardown as Ctrl-C: nothing the run started outlives it.
     if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _term_to_interrupt)
@@ -246,32 +253,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
             rep.user_properties.append((RECORD_KEY, json.dumps(rec, default=str)))
 
 
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    for k, v in report.user_properties:
-        if k == RECORD_KEY:
-            cs = _session_of(report)
-            if cs is not None:
-                cs.records.append(json.loads(v))
-
-
-_CURRENT: list[ChaosSession] = []
-
-
-def _session_of(report: Any) -> ChaosSession | None:
-    return _CURRENT[-1] if _CURRENT else None
-
-
-def pytest_sessionstart(session: pytest.Session) -> None:
-    _CURRENT.append(session.config.stash[_KEY])
-
-
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     cs = session.config.stash[_KEY]
-    try:
-        cs.stop()
-    finally:
-        if _CURRENT and _CURRENT[-1] is cs:
-            _CURRENT.pop()
+    cs.stop()
     if hasattr(session.config, "workerinput") or not cs.records:
         return
     from harness.report import write_run
