@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import threading
 import time
 from typing import Any, Callable
 
@@ -26,6 +27,7 @@ from harness.observer import Observer, stream_for
 from harness.scenario import Scenario
 
 VERDICTS = ("passed", "failed", "inconclusive", "error")
+ACTION_LIMIT = 60.0  # an agent request for a drain action gives up after this (the agent dies sooner)
 
 # The client under test is configured like an application that wants to notice a dead
 # link quickly and keep trying; recorded in the run header.
@@ -85,6 +87,8 @@ class RunContext:
         self.injected_at = 0.0
         self.server_was_running_at_inject = True
         self.action_result: dict[str, Any] | None = None
+        self.action_name = ""
+        self.action_thread: threading.Thread | None = None
 
     def event(self, what: str, **kw: Any) -> None:
         self.timeline.append({"t": round(time.monotonic() - self.t0, 4), "source": "runner", "what": what, **kw})
@@ -102,18 +106,25 @@ class RunContext:
         return self.agent.find_event(lambda e: e.get("at", 0) >= self.injected_at and pred(e))
 
     def client_action(self, name: str) -> None:
-        timeout = self.scenario.hold + 5.0
-        try:
-            r = self.agent.request("action", timeout=timeout, name=name)
-            self.action_result = {"name": name, "took": r.get("took", 0.0)}
-        except AgentError as e:
-            if "did not answer" in e.summary:
-                self.action_result = {"name": name, "timed_out": True, "timeout": timeout}
-            elif "refused" in e.summary:
+        """Issue a client-side drain in the agent without waiting: under a composite fault
+        it runs while the link is still stalled. Its result is collected after heal."""
+
+        def run() -> None:
+            try:
+                r = self.agent.request("action", timeout=ACTION_LIMIT, name=name)
+                self.action_result = {"name": name, "took": r.get("took", 0.0)}
+            except AgentError as e:
                 self.action_result = {"name": name, "error": e.summary.split(": ", 1)[-1]}
-            else:
-                raise
-        self.event("action", **self.action_result)
+            self.event("action returned", **self.action_result)
+
+        self.action_name = name
+        self.action_thread = threading.Thread(target=run, name=f"action-{name}", daemon=True)
+        self.action_thread.start()
+        self.event("action issued", name=name)
+        # A plain drain answers in milliseconds: wait a moment so its evidence is its result.
+        t = time.monotonic()
+        self.action_thread.join(0.5)
+        self.inherent += time.monotonic() - t
 
 
 class Runner:
@@ -176,7 +187,7 @@ class Runner:
         sc, st = rc.scenario, self.settings
         if sc.client:
             rc.event("client options", **sc.client)
-        fault = faults.FAULTS.get(sc.fault)
+        fault = faults.resolve(sc.fault)
         trig = triggers.TRIGGERS.get(sc.trigger) if fault else None
         env, obs = self.env, self.observer
 
@@ -216,7 +227,8 @@ class Runner:
                     rc.event("fault injected", fault=sc.fault)
                     if trig.barrier:
                         agent.request("release")
-                    if sc.fault.startswith("drain."):
+                    drains = [p for p in faults.parts(sc.fault) if p.startswith("drain.")]
+                    if drains and len(drains) == len(faults.parts(sc.fault)):
                         terminal_at = time.monotonic()
                     rc.wait(max(sc.hold - (time.monotonic() - rc.injected_at), 0))
                     ok, text = fault.evidence(rc)
@@ -228,6 +240,9 @@ class Runner:
                     if trig.paced:
                         env.toxiproxy.remove_toxic(env.proxy_name, triggers.PACING)
                     rc.event("fault healed")
+                    if rc.action_name and terminal_at is None:
+                        # A drain under another fault (e.g. a stall) can only finish once healed.
+                        terminal_at = time.monotonic()
         elif trig is not None and trig.paced:
             env.toxiproxy.remove_toxic(env.proxy_name, triggers.PACING)
 
@@ -256,12 +271,18 @@ class Runner:
                 return findings + self._loop_findings(agent) + [
                     Finding("iterators", f"the flow did not end by its deadline and the agent stopped answering ({e.summary})")
                 ], inconclusive
-        if rc.action_result and rc.action_result.get("timed_out"):
-            findings.append(Finding("iterators", f"{rc.action_result['name']} did not return within {rc.action_result['timeout']}s"))
+        if rc.action_thread is not None:
+            # The drain itself must end once the fault is healed, like any pending call.
+            rc.action_thread.join(max((terminal_at or time.monotonic()) + st.stuck_after - time.monotonic(), 0))
+            if rc.action_thread.is_alive():
+                findings.append(
+                    Finding("iterators", f"{rc.action_name} did not return within {st.stuck_after:.1f}s of the terminal event",
+                            evidence=self._stacks(rc))
+                )
 
         # -- checks with the connection open --------------------------------------------
         want = set(sc.checks)
-        client_open = not sc.fault in ("drain.close", "drain.nc_drain")
+        client_open = not set(faults.parts(sc.fault)) & {"drain.close", "drain.nc_drain"}
         if "recovery" in want and client_open and fault is not None:
             findings += self._recovery(rc)
         if "tasks" in want:

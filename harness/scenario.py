@@ -171,8 +171,12 @@ def load_file(path: str | Path) -> list[Scenario]:
             except (TypeError, ValueError) as err:
                 raise ScenarioError(fname, entry, f"params.{getattr(err, 'field', '?')}", str(err)) from None
         for ft in fault_names:
-            if ft != NO_FAULT and ft not in faults.FAULTS:
-                raise ScenarioError(fname, entry, "faults", f"unknown fault {ft!r}", hint=f"known: {', '.join(sorted(faults.FAULTS))}")
+            if ft != NO_FAULT and faults.resolve(ft) is None:
+                bad = next(p for p in faults.parts(ft) if p not in faults.FAULTS)
+                raise ScenarioError(
+                    fname, entry, "faults", f"unknown fault {bad!r}" + (f" in {ft!r}" if bad != ft else ""),
+                    hint=f"known: {', '.join(sorted(faults.FAULTS))} (compose with +)",
+                )
         for t in trigger_names:
             if t not in triggers.TRIGGERS:
                 raise ScenarioError(fname, entry, "triggers", f"unknown trigger {t!r}", hint=f"known: {', '.join(sorted(triggers.TRIGGERS))}")

@@ -17,10 +17,10 @@ def _action(name: str) -> Any:
 
 def _action_evidence(fx: Any) -> tuple[bool, str]:
     a = fx.action_result
-    if a is None:
+    if not fx.action_name:
         return False, "no client action was performed"
-    if a.get("timed_out"):
-        return True, f"{a['name']} was issued and did not return within {a['timeout']}s"
+    if a is None:
+        return True, f"{fx.action_name} was issued and has not returned yet"
     if a.get("error"):
         return True, f"{a['name']} was issued and raised {a['error']}"
     return True, f"{a['name']} returned after {a.get('took', 0):.3f}s"

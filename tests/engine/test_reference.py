@@ -38,7 +38,8 @@ matrix:
   - name: every-fault
     flows: [ack.ack_sync]
     faults: [stall.bandwidth0, stall.timeout, stall.latency, stall.pause, disconnect.reset_peer,
-             disconnect.proxy_down, disconnect.kill, disconnect.restart, drain.nc_drain, drain.close, drain.lame_duck]
+             disconnect.proxy_down, disconnect.kill, disconnect.restart, drain.nc_drain, drain.close, drain.lame_duck,
+             stall.bandwidth0+drain.nc_drain]
     triggers: [before_ack]
     hold: 1.0
   - name: limit-data

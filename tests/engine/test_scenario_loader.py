@@ -45,6 +45,7 @@ def test_reference_matrix_expands_to_stable_readable_ids() -> None:
         ("matrix:\n  - name: a\n    flows: [next.fetch]\n    colour: red\n", "a", "colour", "unknown key"),
         ("matrix:\n  - name: a\n    flows: [next.fetch]\n  - name: b\n    flows: [next.fetch]\n", "b", "flows", "already declared by entry a"),
         ("matrix: []\n", "-", "matrix", "non-empty list"),
+        ("matrix:\n  - name: a\n    flows: [next.fetch]\n    faults: [stall.bandwidth0+drain.nope]\n    triggers: [waiting]\n", "a", "faults", "unknown fault 'drain.nope' in 'stall.bandwidth0+drain.nope'"),
         ("matrix:\n  - name: a\n    flows: [next.fetch]\n    client: {ping_interval: fast}\n", "a", "client.ping_interval", "must be float"),
         ("matrix:\n  - name: a\n    flows: [next.fetch]\n    client: {tls: true}\n", "a", "client.tls", "unknown client option"),
         ("matrix:\n  - name: a\n    variant: 'a b'\n    flows: [next.fetch]\n", "a", "variant", "short name"),
