@@ -34,7 +34,7 @@ import psutil
 
 from harness.env.base import PROXY_NAME, Credentials, Endpoints, Environment
 from harness.env.local import nats_handshake
-from harness.env.process import PROJECT_ROOT, find_binary, free_port, http_ok, port_in_use
+from harness.env.process import PROJECT_ROOT, find_binary, free_ports, http_ok, port_in_use
 from harness.errors import EnvError, MissingBinaryError, StartupError
 
 COMPOSE_DIR = PROJECT_ROOT / "compose"
@@ -306,7 +306,7 @@ class ComposeEnvironment(Environment):
                     f"port 127.0.0.1:{port} (requested for {key}) is already in use",
                     hint="pick another port or leave it unset so a free one is chosen",
                 )
-        self._ports = {k: (v or free_port()) for k, v in self._want.items()}
+        self._ports = free_ports(self._want)
         self._up_called = True  # from here on stop() has something to take down
         self._run_compose(["up", "-d", "--no-build"], self.up_timeout, "bring the stack up")
         self._wait_ready("nats", lambda: http_ok(f"{self.monitor_url}/healthz"), "200 on /healthz")

@@ -20,7 +20,7 @@ from harness.env.base import PROXY_NAME, Credentials, Endpoints, Environment
 from harness.env.process import (
     ManagedProcess,
     find_binary,
-    free_port,
+    free_ports,
     http_ok,
     new_rundir,
     port_in_use,
@@ -127,7 +127,7 @@ class LocalEnvironment(Environment):
                     f"port 127.0.0.1:{port} (requested for {key}) is already in use",
                     hint="pick another port or leave it unset so a free one is chosen",
                 )
-        self._ports = {k: (v or free_port()) for k, v in self._want.items()}
+        self._ports = free_ports(self._want)
         self.rundir = new_rundir("local")
         store = self.rundir / "jetstream"
         store.mkdir()

@@ -123,11 +123,31 @@ def find_binary(env_var: str, names: Sequence[str], how_to_get: str) -> str:
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 free right now (the OS picks it)."""
+    return free_ports({"port": None})["port"]
+
+
+def free_ports(wanted: dict[str, int | None]) -> dict[str, int]:
+    """Fill in the unset ports of `wanted` with distinct free loopback ports.
+
+    The picking sockets stay open until all are picked, so the OS cannot hand out the same
+    port twice (bind-and-close one at a time can).
+    """
     import socket
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    held: list[socket.socket] = []
+    try:
+        out = {}
+        for key, port in wanted.items():
+            if port is None:
+                s = socket.socket()
+                held.append(s)
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+            out[key] = port
+        return out
+    finally:
+        for s in held:
+            s.close()
 
 
 def port_in_use(port: int) -> bool:
