@@ -54,7 +54,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if seed < 0:
         print("harness run: --seed must be a non-negative integer")
         return EXIT_USAGE
-    reports = Path(args.reports or os.environ.get("NATS_CHAOS_REPORTS") or "reports")
+    # Absolute, so the journal and junit.xml land together whatever pytest picks as rootdir.
+    reports = Path(args.reports or os.environ.get("NATS_CHAOS_REPORTS") or "reports").resolve()
     run_id = datetime.datetime.now().strftime("%Y%m%d-%H%M%S") + f"-{seed}"
     os.environ["NATS_CHAOS_RUN_ID"] = run_id
     argv = [*(args.paths or DEFAULT_PATHS), f"--chaos-seed={seed}", "-p", "no:randomly", "-rfE"]

@@ -79,7 +79,9 @@ class ChaosSession:
             raise pytest.UsageError(INVALID_SEED.format(value=seed, source=src)) from None
         self.seed_source = src
         reports, _ = _resolve(config, "chaos_reports", "NATS_CHAOS_REPORTS", "chaos_reports", "reports")
-        self.reports = Path(config.rootpath, reports) if not os.path.isabs(reports) else Path(reports)
+        # Relative to the project (the ini file's folder), not to wherever the scenario files are.
+        base = config.inipath.parent if config.inipath else config.invocation_params.dir
+        self.reports = Path(base, reports) if not os.path.isabs(reports) else Path(reports)
         self.run_id = (
             (winput or {}).get("chaos_run_id")
             or os.environ.get("NATS_CHAOS_RUN_ID")
@@ -173,9 +175,22 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return [f"nats-chaos {harness.__version__}: seed {cs.seed} ({cs.seed_source}), env {cs.backend}, run {cs.run_id}"]
 
 
+def _named_on_command_line(config: pytest.Config, file_path: Path) -> bool:
+    """A YAML file the user named explicitly (`harness run my.yaml`) is a scenario file."""
+    for arg in config.args:
+        p = Path(arg.split("::", 1)[0])
+        if not p.is_absolute():
+            p = Path(config.invocation_params.dir, p)
+        if p.resolve() == file_path.resolve():
+            return True
+    return False
+
+
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     if file_path.suffix in (".yaml", ".yml") and (
-        file_path.parent.name == "scenarios" or file_path.name.endswith((".scenarios.yaml", ".scenarios.yml"))
+        file_path.parent.name == "scenarios"
+        or file_path.name.endswith((".scenarios.yaml", ".scenarios.yml"))
+        or _named_on_command_line(parent.config, file_path)
     ):
         return ScenarioFile.from_parent(parent, path=file_path)
     return None
@@ -208,10 +223,18 @@ class ScenarioItem(pytest.Item):
     def runtest(self) -> None:
         cs = self.config.stash[_KEY]
         runner = cs.get_runner()
-        replay = f"harness run '{self.nodeid}' --seed {cs.seed} --env {cs.backend}"
+        replay = f"harness run '{self.replay_target()}' --seed {cs.seed} --env {cs.backend}"
         self.record = runner.run(self.scenario, replay=replay).to_json()
         if self.record["verdict"] != "passed":
             raise ScenarioVerdict(self.record)
+
+    def replay_target(self) -> str:
+        """`file::id` as the user can type it from where they ran (not from pytest's rootdir)."""
+        try:
+            path = self.path.relative_to(self.config.invocation_params.dir)
+        except ValueError:
+            path = self.path
+        return f"{path}::{self.name}"
 
     def repr_failure(self, excinfo: Any, style: Any = None) -> str:
         if isinstance(excinfo.value, ScenarioVerdict):

@@ -144,3 +144,23 @@ def test_interrupted_run_leaves_nothing_behind(tmp_path: Path, sig: str) -> None
     gone, alive = psutil.wait_procs(started, timeout=5)
     alive = [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
     assert not alive, f"left behind after {sig}: {[p.cmdline() for p in alive]}"
+
+
+def test_a_yaml_file_named_explicitly_runs_and_its_replay_works_from_the_cwd(tmp_path: Path) -> None:
+    # Any YAML file the user names is a scenario file, wherever it lives; the replay
+    # command must be typeable from where they ran, and the reports land under the cwd.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "mine.yaml").write_text(LEAKY)
+    work = tmp_path / "work"
+    work.mkdir()
+    first = _harness(work, "run", "../elsewhere/mine.yaml", "--seed", "4")
+    assert first.returncode == 1, first.stdout + first.stderr
+    replay = next(line for line in first.stdout.splitlines() if line.startswith("replay: "))
+    assert replay.endswith("elsewhere/mine.yaml::selftest.leak_task[none]' --seed 4 --env local"), replay
+    journal = json.loads((work / "reports/latest/journal.json").read_text())
+    assert (work / "reports/latest/junit.xml").exists() and len(journal["records"]) == 2
+    import shlex
+
+    again = _harness(work, *shlex.split(replay.removeprefix("replay: harness ")))
+    assert again.returncode == 1 and "1 failed" in again.stdout, again.stdout + again.stderr
