@@ -18,6 +18,7 @@ from harness.agent.client import AgentError, AgentPool, AgentProcess
 from harness.checks import Finding, settle
 from harness.checks.consumers import find_leftover_consumers
 from harness.checks.messages import find_integrity, find_unconfirmed_acks
+from harness.checks.resources import find_leftover_fds
 from harness.checks.subscriptions import find_leftover_subscriptions
 from harness.checks.tasks import find_leaked_tasks
 from harness.env.base import Environment
@@ -197,6 +198,7 @@ class Runner:
         rc.event("prepared", names=rc.names.tag)
         rc.agent = agent = self.pool.get()
         agent.start_watch()
+        fds_before = self._fds(rc) if "resources" in sc.checks else {}
         agent.request("connect", timeout=10, options={**env.connect_options(), **CLIENT_OPTIONS, **sc.client})
         base = agent.request("snapshot")
         base_tasks = {t["id"] for t in base["tasks"]}
@@ -306,9 +308,18 @@ class Runner:
             findings += self._settled(rc, lambda s: find_leaked_tasks(s, base_tasks, "after close"))
         if "consumers" in want:
             findings += self._consumers_after_close(rc, base_consumers)
+        if "resources" in want:
+            t = time.monotonic()  # a closed transport releases its socket on the next loop turn
+            found = settle(lambda: find_leftover_fds(fds_before, self._fds(rc), "after close"), t + self.settings.leak_grace)
+            if found:
+                rc.inherent += time.monotonic() - t
+            findings += found
         if "loop" in want:
             findings += self._loop_findings(agent)
         return findings, inconclusive
+
+    def _fds(self, rc: RunContext) -> dict[int, str]:
+        return {int(k): v for k, v in rc.agent.request("fds", timeout=5)["fds"].items()}
 
     def _loop_findings(self, agent: AgentProcess) -> list[Finding]:
         out = []

@@ -5,7 +5,7 @@ A file in `scenarios/` looks like:
     defaults:            # optional; apply to every entry
       hold: 1.0          # seconds the fault stays in place
       timeout: 15        # the flow's own deadline (seconds)
-      checks: [tasks, consumers, iterators, subscriptions, loop, recovery, messages]
+      checks: [tasks, consumers, iterators, subscriptions, loop, recovery, messages, resources]
     matrix:
       - name: get                        # entry name (for error messages)
         flows: [objectstore.get]
@@ -34,7 +34,7 @@ import yaml
 from harness.errors import HarnessError
 
 NO_FAULT = "none"
-DEFAULT_CHECKS = ("tasks", "consumers", "iterators", "subscriptions", "loop", "recovery", "messages")
+DEFAULT_CHECKS = ("tasks", "consumers", "iterators", "subscriptions", "loop", "recovery", "messages", "resources")
 
 
 class ScenarioError(HarnessError):

@@ -176,6 +176,9 @@ class Agent:
             "flow_done": bool(self.flow_task and self.flow_task.done()),
         }
 
+    async def op_fds(self, req: dict[str, Any]) -> dict[str, Any]:
+        return {"fds": {str(k): v for k, v in snapshot.open_fds().items()}}
+
     async def op_probe(self, req: dict[str, Any]) -> dict[str, Any]:
         """Recovery: a request round trip and a JetStream API call on the same connection."""
         t = time.monotonic()

@@ -100,6 +100,22 @@ def subscriptions(nc: Any) -> list[dict[str, Any]]:
     return out
 
 
+def open_fds() -> dict[int, str]:
+    """This process's open file descriptors and what each points at (Linux /proc)."""
+    out: dict[int, str] = {}
+    base = "/proc/self/fd"
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return out
+    for name in names:
+        try:
+            out[int(name)] = os.readlink(f"{base}/{name}")
+        except OSError:
+            continue  # the descriptor listdir itself used, already closed
+    return out
+
+
 def process() -> dict[str, Any]:
     p = psutil.Process()
     ct = p.cpu_times()

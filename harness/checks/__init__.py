@@ -43,4 +43,5 @@ CHECKS: dict[str, str] = {
     "loop": "the agent's event loop missed its heartbeat (blocked or spinning)",
     "recovery": "after heal, the same connection serves a request and a JetStream API call",
     "messages": "data handed to the flow is whole, and acks the client confirmed are on the server",
+    "resources": "file descriptors (sockets, pipes, files) left open after close",
 }

@@ -140,3 +140,28 @@ async def block(ctx: Any) -> dict:
     await ctx.checkpoint("in_call")
     time.sleep(ctx.params["seconds"])
     return {}
+
+
+def _connect_to_server(ctx: Any) -> Any:
+    """A plain TCP connection to the server the client uses (as a second transport would be)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    url = urlsplit(ctx.nc.connected_url.geturl() if ctx.nc.connected_url else "")
+    return socket.create_connection((url.hostname, url.port), timeout=2)
+
+
+@flow("selftest.leak_socket", triggers=("in_call",))
+async def leak_socket(ctx: Any) -> dict:
+    """Open a socket to the server and never close it (a transport a reconnect forgot)."""
+    await ctx.checkpoint("in_call")
+    _LEAKED.append(_connect_to_server(ctx))  # type: ignore[arg-type]
+    return {}
+
+
+@flow("selftest.clean_socket", triggers=("in_call",))
+async def clean_socket(ctx: Any) -> dict:
+    """Open the same socket and close it before returning."""
+    await ctx.checkpoint("in_call")
+    _connect_to_server(ctx).close()
+    return {}

@@ -16,8 +16,9 @@ LEAKY = [
     ("selftest.leave_consumer", "consumers", "kept alive"),
     ("selftest.stuck_iterator", "iterators", "messages.__anext__ still pending"),
     ("selftest.spin", "loop", "spinning"),
+    ("selftest.leak_socket", "resources", "1 file descriptor(s) left open (after close)"),
 ]
-CLEAN = ["selftest.clean_task", "selftest.clean_consumer", "selftest.clean_iterator", "selftest.yield"]
+CLEAN = ["selftest.clean_task", "selftest.clean_consumer", "selftest.clean_iterator", "selftest.yield", "selftest.clean_socket"]
 
 
 @pytest.mark.parametrize("flow,check,phrase", LEAKY, ids=[f for f, _, _ in LEAKY])

@@ -1,0 +1,28 @@
+"""Operating-system resources the client kept: file descriptors (sockets, pipes, files).
+
+After `nc.close()` the agent process must hold no more file descriptors than it did
+before the client connected. The agent itself opens none per scenario (measured: the
+count after close is the count before connect on every reference scenario), so one
+more is the client's: typically a transport socket a reconnect or a close forgot.
+"""
+
+from __future__ import annotations
+
+from harness.checks import Finding
+
+
+def find_leftover_fds(before: dict[int, str], after: dict[int, str], phase: str) -> list[Finding]:
+    """Descriptors open in `after` beyond the count in `before` ({fd: target})."""
+    if len(after) <= len(before):
+        return []
+    # Name the new ones: fds not open before, or reused numbers now pointing elsewhere.
+    new = {fd: t for fd, t in after.items() if before.get(fd) != t}
+    extra = len(after) - len(before)
+    shown = ", ".join(f"{fd} -> {t}" for fd, t in sorted(new.items())) or "(reused numbers)"
+    return [
+        Finding(
+            "resources",
+            f"{extra} file descriptor(s) left open ({phase}): {len(before)} before connect, {len(after)} now",
+            evidence=f"new or changed descriptors: {shown}",
+        )
+    ]
