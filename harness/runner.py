@@ -199,6 +199,9 @@ class Runner:
         rc.agent = agent = self.pool.get()
         agent.start_watch()
         fds_before = self._fds(rc) if "resources" in sc.checks else {}
+        # After close nothing of the client may remain, not even what connect started: that
+        # phase's baseline is taken before connect; the after-the-flow baseline after it.
+        pre_connect_tasks = {t["id"] for t in agent.request("snapshot")["tasks"]}
         agent.request("connect", timeout=10, options={**env.connect_options(), **CLIENT_OPTIONS, **sc.client})
         base = agent.request("snapshot")
         base_tasks = {t["id"] for t in base["tasks"]}
@@ -305,7 +308,7 @@ class Runner:
         except AgentError as e:
             findings.append(Finding("iterators", f"nc.close() did not complete: {e.summary}", evidence=self._stacks(rc)))
         if "tasks" in want:
-            findings += self._settled(rc, lambda s: find_leaked_tasks(s, base_tasks, "after close"))
+            findings += self._settled(rc, lambda s: find_leaked_tasks(s, pre_connect_tasks, "after close"))
         if "consumers" in want:
             findings += self._consumers_after_close(rc, base_consumers)
         if "resources" in want:

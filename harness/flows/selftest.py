@@ -165,3 +165,12 @@ async def clean_socket(ctx: Any) -> dict:
     await ctx.checkpoint("in_call")
     _connect_to_server(ctx).close()
     return {}
+
+
+@flow("selftest.pinger_outlives_close", triggers=("in_call",))
+async def pinger_outlives_close(ctx: Any) -> dict:
+    """Hide the connection's pinger from close(): a task connect started that outlives close."""
+    await ctx.checkpoint("in_call")
+    _LEAKED.append(ctx.nc._ping_interval_task)  # close() cancels only what it still knows about
+    ctx.nc._ping_interval_task = None
+    return {}
