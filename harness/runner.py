@@ -206,50 +206,20 @@ class Runner:
         base = agent.request("snapshot")
         base_tasks = {t["id"] for t in base["tasks"]}
         base_sids = {s["sid"] for s in base["subs"]}
-        if trig is not None and trig.paced:
+        paced = trig is not None and trig.paced
+        if paced:
             env.toxiproxy.add_toxic(env.proxy_name, "bandwidth", name=triggers.PACING, rate=st.pacing_kbps)
-        agent.request("start", flow=sc.flow, params=dict(sc.params), tag=rc.names.tag, barrier=trig.barrier if trig else "")
-        started = time.monotonic()
-        deadline = started + sc.timeout
-        rc.event("flow started")
-
-        inconclusive = ""
-        terminal_at = None
-        if fault is not None and trig is not None:
-            t = time.monotonic()
-            fired = self._wait_trigger(rc, trig, deadline)
-            rc.inherent += time.monotonic() - t
-            if not fired:
-                inconclusive = f"trigger '{sc.trigger}' never fired (flow ended or deadline passed first)"
-                rc.event("trigger missed")
-            else:
-                rc.event("trigger fired", trigger=sc.trigger)
-                try:
-                    rc.injected_at = time.monotonic()
-                    rc.server_was_running_at_inject = env.server_running()
-                    fault.inject(rc)
-                    rc.server_was_running_at_inject = env.server_running()
-                    rc.event("fault injected", fault=sc.fault)
-                    if trig.barrier:
-                        agent.request("release")
-                    drains = [p for p in faults.parts(sc.fault) if p.startswith("drain.")]
-                    if drains and len(drains) == len(faults.parts(sc.fault)):
-                        terminal_at = time.monotonic()
-                    rc.wait(max(sc.hold - (time.monotonic() - rc.injected_at), 0))
-                    ok, text = fault.evidence(rc)
-                    rc.event("evidence", ok=ok, text=text)
-                    if not ok:
-                        inconclusive = f"no evidence the fault took effect: {text}"
-                finally:
-                    fault.heal(rc)
-                    if trig.paced:
-                        env.toxiproxy.remove_toxic(env.proxy_name, triggers.PACING)
-                    rc.event("fault healed")
-                    if rc.action_name and terminal_at is None:
-                        # A drain under another fault (e.g. a stall) can only finish once healed.
-                        terminal_at = time.monotonic()
-        elif trig is not None and trig.paced:
-            env.toxiproxy.remove_toxic(env.proxy_name, triggers.PACING)
+        try:
+            agent.request("start", flow=sc.flow, params=dict(sc.params), tag=rc.names.tag, barrier=trig.barrier if trig else "")
+            deadline = time.monotonic() + sc.timeout
+            rc.event("flow started")
+            inconclusive, terminal_at = "", None
+            if fault is not None and trig is not None:
+                inconclusive, terminal_at = self._inject_and_heal(rc, fault, trig, deadline)
+        finally:
+            # The link is paced only while the trigger waits: never into the checks, whatever failed.
+            if paced:
+                self._remove_toxic_if_present(triggers.PACING)
 
         findings: list[Finding] = []
         # The flow's own terminal event once it has everything (e.g. unsubscribe for an iterator).
@@ -323,6 +293,51 @@ class Runner:
 
     def _fds(self, rc: RunContext) -> dict[int, str]:
         return {int(k): v for k, v in rc.agent.request("fds", timeout=5)["fds"].items()}
+
+    def _inject_and_heal(self, rc: RunContext, fault: Any, trig: triggers.Trigger, deadline: float) -> tuple[str, float | None]:
+        """Wait for the trigger, inject, hold, collect evidence, heal (always, in `finally`).
+
+        Returns why the scenario is inconclusive ("" if it is not) and the terminal event's time.
+        """
+        sc, env, agent = rc.scenario, self.env, rc.agent
+        inconclusive, terminal_at = "", None
+        t = time.monotonic()
+        fired = self._wait_trigger(rc, trig, deadline)
+        rc.inherent += time.monotonic() - t
+        if not fired:
+            rc.event("trigger missed")
+            return f"trigger '{sc.trigger}' never fired (flow ended or deadline passed first)", None
+        rc.event("trigger fired", trigger=sc.trigger)
+        try:
+            rc.injected_at = time.monotonic()
+            rc.server_was_running_at_inject = env.server_running()
+            fault.inject(rc)
+            rc.server_was_running_at_inject = env.server_running()
+            rc.event("fault injected", fault=sc.fault)
+            if trig.barrier:
+                agent.request("release")
+            drains = [p for p in faults.parts(sc.fault) if p.startswith("drain.")]
+            if drains and len(drains) == len(faults.parts(sc.fault)):
+                terminal_at = time.monotonic()
+            rc.wait(max(sc.hold - (time.monotonic() - rc.injected_at), 0))
+            ok, text = fault.evidence(rc)
+            rc.event("evidence", ok=ok, text=text)
+            if not ok:
+                inconclusive = f"no evidence the fault took effect: {text}"
+        finally:
+            fault.heal(rc)
+            if trig.paced:
+                self._remove_toxic_if_present(triggers.PACING)
+            rc.event("fault healed")
+            if rc.action_name and terminal_at is None:
+                # A drain under another fault (e.g. a stall) can only finish once healed.
+                terminal_at = time.monotonic()
+        return inconclusive, terminal_at
+
+    def _remove_toxic_if_present(self, name: str) -> None:
+        tp, proxy = self.env.toxiproxy, self.env.proxy_name
+        if any(t.name == name for t in tp.toxics(proxy)):
+            tp.remove_toxic(proxy, name)
 
     def _loop_findings(self, agent: AgentProcess) -> list[Finding]:
         out = []

@@ -1,0 +1,30 @@
+"""What the runner puts on the link never outlives its scenario, whatever path the scenario took."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.runner import Runner
+from harness.scenario import load_file
+
+# A 1 KiB object is one chunk: the `transfer` trigger (fire after N chunks) can never fire,
+# so the scenario ends inconclusive with the link still paced unless the runner removes it.
+MISSED_TRANSFER = """\
+matrix:
+  - name: missed
+    flows: [objectstore.get]
+    faults: [stall.bandwidth0]
+    triggers: [transfer]
+    params: {size: 1024}
+    timeout: 4
+"""
+
+
+def test_a_missed_transfer_trigger_leaves_no_pacing_toxic(runner: Runner, tmp_path: Path) -> None:
+    p = tmp_path / "missed.yaml"
+    p.write_text(MISSED_TRANSFER)
+    (sc,) = load_file(p)
+    rec = runner.run(sc)
+    assert rec.verdict == "inconclusive" and "never fired" in rec.reason, (rec.verdict, rec.reason)
+    env = runner.env
+    assert [t.name for t in env.toxiproxy.toxics(env.proxy_name)] == []
