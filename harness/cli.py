@@ -90,6 +90,14 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyboardInterrupt, Terminated):
         print(f"harness {args.command}: interrupted", file=sys.stderr)
         return EXIT_USAGE
+    except Exception as err:  # a harness bug or an unexpected OS error: still one line, still 2, never 1
+        import traceback
+
+        print(f"harness {args.command}: internal error: {type(err).__name__}: {err}", file=sys.stderr)
+        print(traceback.format_exc().rstrip(), file=sys.stderr)
+        print("Hint: this is the harness failing, not the client under test; please report it with the trace above",
+              file=sys.stderr)
+        return EXIT_USAGE
 
 
 # -- signals -------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import argparse
 import datetime
 import os
 import random
+import sys
 from pathlib import Path
 
 from harness.cli import command
@@ -27,7 +28,8 @@ def _pytest_exit(code: int) -> int:
     if code == 1:
         return EXIT_FINDINGS
     if code == 5:
-        print("harness run: no scenario selected\nHint: `harness list` shows the scenario ids; check -k and the paths")
+        print("harness run: no scenario selected\nHint: `harness list` shows the scenario ids; check -k and the paths",
+              file=sys.stderr)
     return EXIT_USAGE
 
 
@@ -50,9 +52,18 @@ def _register_run(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") ->
 def cmd_run(args: argparse.Namespace) -> int:
     import pytest
 
-    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 31)
+    # The same precedence as the plugin: --seed > $NATS_CHAOS_SEED > random.
+    seed, source = args.seed, "--seed"
+    if seed is None and os.environ.get("NATS_CHAOS_SEED"):
+        source = "$NATS_CHAOS_SEED"
+        try:
+            seed = int(os.environ["NATS_CHAOS_SEED"])
+        except ValueError:
+            seed = -1
+    if seed is None:
+        seed, source = random.SystemRandom().randrange(1 << 31), "random"
     if seed < 0:
-        print("harness run: --seed must be a non-negative integer")
+        print(f"harness run: invalid seed from {source}: expected a non-negative integer", file=sys.stderr)
         return EXIT_USAGE
     # Absolute, so the journal and junit.xml land together whatever pytest picks as rootdir.
     reports = Path(args.reports or os.environ.get("NATS_CHAOS_REPORTS") or "reports").resolve()
@@ -73,6 +84,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.lf:
         argv.append("--lf")
     argv += ["-v"] * args.verbose if args.verbose else ["-q"]
+    # -q hides pytest's header: the seed is what a replay needs, so it is always the first line.
+    print(f"nats-chaos: seed {seed} ({source}), run {run_id}, reports {reports / run_id}", flush=True)
     return _pytest_exit(int(pytest.main(argv)))
 
 

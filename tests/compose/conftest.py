@@ -1,6 +1,6 @@
 """Compose backend tests: they need a Docker API (Docker, or the podman service) and skip without one.
 
-`make test-compose` provides one (scripts/compose-test.sh starts a podman service when no
+`make test-compose` provides one (scripts/compose-stack.sh starts a podman service when no
 Docker answers) and the local images; plain `make test` on a machine without a Docker API
 skips these tests with the reason, once.
 """

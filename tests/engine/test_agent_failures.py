@@ -15,7 +15,8 @@ def test_crashed_agent_gives_error_with_its_stderr_and_the_run_goes_on(runner: R
     assert any("selftest.crash: about to die" in e.get("error", "") for e in rec.events), "stderr not recorded"
     nxt = runner.run(selftest("selftest.clean_task"))
     assert nxt.verdict == "passed"
-    assert agent_processes() == [] or all(p.pid != 0 for p in agent_processes())
+    # the crashed agent and the clean one are gone: at most the warm spare is left
+    assert len(agent_processes()) <= 1
 
 
 def test_agent_spinning_past_the_deadline_is_a_finding_and_is_killed(runner: Runner) -> None:
@@ -25,6 +26,7 @@ def test_agent_spinning_past_the_deadline_is_a_finding_and_is_killed(runner: Run
     checks = {f.check for f in rec.findings}
     assert {"loop", "iterators"} <= checks
     assert rec.timings["wall"] < 10, "the runner waited on a spinning agent"
+    assert len(agent_processes()) <= 1, "the spinning agent was not killed"
     assert runner.run(selftest("selftest.clean_task")).verdict == "passed"
 
 
@@ -42,4 +44,5 @@ def test_agent_hanging_past_the_deadline_is_a_blocked_loop_with_idle_cpu(runner:
     assert loop and "blocked (idle CPU)" in loop[0].summary, [f.summary for f in rec.findings]
     assert "in block" in loop[0].evidence
     assert rec.timings["wall"] < 10
+    assert len(agent_processes()) <= 1, "the hanging agent was not killed"
     assert runner.run(selftest("selftest.clean_task")).verdict == "passed"

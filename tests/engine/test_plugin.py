@@ -94,10 +94,21 @@ def test_harness_run_exit_codes(tmp_path: Path) -> None:
     (tmp_path / "scenarios/clean.yaml").write_text(CLEAN)
     (tmp_path / "leaky").mkdir()
     (tmp_path / "leaky/leaky.scenarios.yaml").write_text(LEAKY)
-    assert _harness(tmp_path, "run", "--seed", "3").returncode == 0
+    clean = _harness(tmp_path, "run", "--seed", "3")
+    assert clean.returncode == 0
+    assert clean.stdout.splitlines()[0].startswith("nats-chaos: seed 3 (--seed), run ")  # a replay needs it
     assert _harness(tmp_path, "run", "leaky/leaky.scenarios.yaml").returncode == 1
     none = _harness(tmp_path, "run", "-k", "no_such_scenario")
-    assert none.returncode == 2 and "no scenario selected" in none.stdout
+    assert none.returncode == 2 and "no scenario selected" in none.stderr
+    import os
+
+    env_seed = subprocess.run([str(Path(sys.executable).with_name("harness")), "run", "-k", "clean_task"], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+                              env={**os.environ, "NATS_CHAOS_SEED": "77"})
+    assert env_seed.returncode == 0 and "seed 77 ($NATS_CHAOS_SEED)" in env_seed.stdout, env_seed.stdout
+    bad_seed = subprocess.run([str(Path(sys.executable).with_name("harness")), "run"], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=120, stdin=subprocess.DEVNULL, env={**os.environ, "NATS_CHAOS_SEED": "soon"})
+    assert bad_seed.returncode == 2 and bad_seed.stderr.startswith("harness run: invalid seed from $NATS_CHAOS_SEED")
     (tmp_path / "scenarios/bad.yaml").write_text("matrix:\n  - flows: [nope]\n")
     bad = _harness(tmp_path, "list")
     assert bad.returncode == 2

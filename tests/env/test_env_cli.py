@@ -182,3 +182,13 @@ def test_command_registry_is_open_for_more_subcommands() -> None:
     # run as `python -m harness.cli` (the detached child) it sees the same registry
     r = harness("--help")
     assert r.returncode == 0 and all(name in r.stdout for name in cli.COMMANDS)
+
+
+def test_an_unexpected_error_is_one_line_and_exit_2_never_1(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A run root under /proc cannot be created: not a HarnessError, still not "findings".
+    monkeypatch.setenv("NATS_CHAOS_RUN_ROOT", "/proc/nats-chaos-nope/x")
+    r = harness("env", "status")
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    first = r.stderr.splitlines()[0]
+    assert first.startswith("harness env: ") and "Error" in first, r.stderr
+    assert "Hint:" in r.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 from pathlib import Path
@@ -159,3 +160,15 @@ def test_port_taken_after_the_check(monkeypatch: pytest.MonkeyPatch, which: str)
     else:
         assert first_line(ei.value) == "nats-server exited during start-up (status 1) before 200 on /healthz"
         assert "Hint: a port it needs is taken by another program" in str(ei.value)
+
+
+@pytest.mark.parametrize("var", ["NATS_SERVER_BIN", "TOXIPROXY_BIN"])
+def test_setup_with_an_override_that_is_not_executable_exits_2_with_one_line(var: str) -> None:
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    r = subprocess.run(["bash", str(root / "scripts/setup.sh")], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, var: "/nonexistent/bin"}, stdin=subprocess.DEVNULL)
+    assert r.returncode == 2, r.stdout + r.stderr
+    lines = r.stderr.splitlines()
+    assert lines[0] == f"setup: {var}=/nonexistent/bin is not executable" and lines[1].startswith("Hint: "), r.stderr
