@@ -223,10 +223,13 @@ class ScenarioItem(pytest.Item):
     def runtest(self) -> None:
         cs = self.config.stash[_KEY]
         runner = cs.get_runner()
-        replay = f"harness run '{self.replay_target()}' --seed {cs.seed} --env {cs.backend}"
-        self.record = runner.run(self.scenario, replay=replay).to_json()
+        self.record = runner.run(self.scenario, replay=self.replay_command()).to_json()
         if self.record["verdict"] != "passed":
             raise ScenarioVerdict(self.record)
+
+    def replay_command(self) -> str:
+        cs = self.config.stash[_KEY]
+        return f"harness run '{self.replay_target()}' --seed {cs.seed} --env {cs.backend}"
 
     def replay_target(self) -> str:
         """`file::id` as the user can type it from where they ran (not from pytest's rootdir)."""
@@ -270,7 +273,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
                 "id": sc.id, "flow": sc.flow, "fault": sc.fault, "trigger": sc.trigger,
                 "seed": sc.seed(item.config.stash[_KEY].seed), "verdict": "error",
                 "reason": str(call.excinfo.value).splitlines()[0], "findings": [], "events": [],
-                "timings": {"wall": call.duration, "inherent": 0.0, "overhead": call.duration}, "replay": "",
+                "timings": {"wall": call.duration, "inherent": 0.0, "overhead": call.duration},
+                "replay": item.replay_command(),
             }
         if rec is not None:
             rep.user_properties.append((RECORD_KEY, json.dumps(rec, default=str)))

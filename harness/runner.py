@@ -224,11 +224,22 @@ class Runner:
         findings: list[Finding] = []
         # The flow's own terminal event once it has everything (e.g. unsubscribe for an iterator).
         t = time.monotonic()
+        hung_finish = ""
         if self._wait_blocked_after_received(rc, deadline):
-            r = agent.request("finish")
-            if r.get("hooks"):
-                rc.event("finish: flow's terminal action run", errors=r.get("hook_errors"))
-                terminal_at = terminal_at or time.monotonic()
+            finish_at = time.monotonic()
+            try:
+                r = agent.request("finish", timeout=st.stuck_after)
+                if r.get("hooks"):
+                    rc.event("finish: flow's terminal action run", errors=r.get("hook_errors"))
+                    terminal_at = terminal_at or finish_at
+            except AgentError as e:
+                if not agent.alive() or agent.loop_blocked() or "did not answer" not in e.summary:
+                    raise
+                # The client hangs inside the flow's own terminal action (e.g. unsubscribe):
+                # the client's doing, held to the same bound as any pending call.
+                hung_finish = e.summary
+                terminal_at = terminal_at or finish_at
+                rc.event("finish: flow's terminal action did not return", error=e.summary)
         limit = deadline if terminal_at is None else min(deadline, terminal_at + st.stuck_after)
         outcome = agent.wait_event(lambda e: e.get("ev") == "outcome", max(limit - time.monotonic(), 0))
         rc.inherent += time.monotonic() - t
@@ -246,6 +257,9 @@ class Runner:
                 return findings + self._loop_findings(agent) + [
                     Finding("iterators", f"the flow did not end by its deadline and the agent stopped answering ({e.summary})")
                 ], inconclusive
+        if hung_finish and "iterators" in sc.checks:
+            findings.append(Finding("iterators", f"the flow's terminal action did not return within {st.stuck_after:.1f}s",
+                                    evidence=f"{hung_finish}\n{self._stacks(rc)}"))
         if rc.action_thread is not None:
             # The drain itself must end once the fault is healed, like any pending call.
             rc.action_thread.join(max((terminal_at or time.monotonic()) + st.stuck_after - time.monotonic(), 0))

@@ -235,7 +235,7 @@ class ManagedProcess:
                 code = self.proc.returncode if self.proc else None
                 raise StartupError(
                     f"{self.name} exited during start-up (status {code}) before {what}",
-                    evidence=f"last lines of {self.log_path}:\n{tail(self.log_path)}",
+                    evidence=f"last lines of {self.log_path.name} (the run directory is removed on teardown):\n{tail(self.log_path)}",
                     hint=_hint_from_log(self.log_path),
                 )
             if probe():
@@ -243,7 +243,7 @@ class ManagedProcess:
             if time.monotonic() > deadline:
                 raise StartupError(
                     f"{self.name} not ready after {timeout:.1f}s: no {what}",
-                    evidence=f"last lines of {self.log_path}:\n{tail(self.log_path)}",
+                    evidence=f"last lines of {self.log_path.name} (the run directory is removed on teardown):\n{tail(self.log_path)}",
                     hint=_hint_from_log(self.log_path),
                 )
             time.sleep(delay)

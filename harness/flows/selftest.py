@@ -174,3 +174,14 @@ async def pinger_outlives_close(ctx: Any) -> dict:
     _LEAKED.append(ctx.nc._ping_interval_task)  # close() cancels only what it still knows about
     ctx.nc._ping_interval_task = None
     return {}
+
+
+@flow("selftest.hang_in_finish", triggers=("blocked",))
+async def hang_in_finish(ctx: Any) -> dict:
+    """The flow's terminal action (as a client's unsubscribe might) never returns."""
+    ctx.on_finish(asyncio.Event().wait)
+    n = 0
+    async for _ in ctx.iterate("messages", _messages(ctx, honour_finish=False)):
+        n += 1
+        ctx.received([str(n)])
+    return {"received": n}
