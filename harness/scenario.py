@@ -75,6 +75,28 @@ class Scenario:
         return d
 
 
+def _validate_fault_params(ctx: tuple[str, str], given: Mapping[str, Any], fault_names: list[str], trigger_names: list[str]) -> None:
+    """Every fault_params key is read by one of the entry's faults or triggers, with its type."""
+    from harness import faults, triggers
+
+    known: dict[str, Any] = {}
+    for ft in fault_names:
+        f = faults.resolve(ft) if ft != NO_FAULT else None
+        known.update(f.params if f else {})
+    for t in trigger_names:
+        known.update(triggers.TRIGGERS[t].params if t in triggers.TRIGGERS else {})
+    for k, v in given.items():
+        if k not in known:
+            raise ScenarioError(*ctx, f"fault_params.{k}", "not read by any of this entry's faults or triggers",
+                                hint=f"known here: {', '.join(sorted(known)) or 'none'}")
+        want = type(known[k])
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) if want in (int, float) else isinstance(v, want)
+        if want is int and isinstance(v, float) and not v.is_integer():
+            ok = False
+        if not ok:
+            raise ScenarioError(*ctx, f"fault_params.{k}", f"must be {want.__name__}, got {type(v).__name__} {v!r}")
+
+
 def scenario_id(flow: str, fault: str, trigger: str, variant: str = "") -> str:
     """`flow[fault@trigger]`, `flow[none]` for the control; `~variant` when an entry names one."""
     core = fault if fault == NO_FAULT else f"{fault}@{trigger}"
@@ -180,6 +202,7 @@ def load_file(path: str | Path) -> list[Scenario]:
         for t in trigger_names:
             if t not in triggers.TRIGGERS:
                 raise ScenarioError(fname, entry, "triggers", f"unknown trigger {t!r}", hint=f"known: {', '.join(sorted(triggers.TRIGGERS))}")
+        _validate_fault_params(ctx, fault_params, fault_names, trigger_names)
         if any(ft != NO_FAULT for ft in fault_names) and not trigger_names:
             raise ScenarioError(fname, entry, "triggers", "faults are given but no trigger says when they fire")
 

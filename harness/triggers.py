@@ -23,6 +23,7 @@ class Trigger:
     barrier: str = ""  # checkpoint name the flow holds at, for barrier triggers
     fired: Callable[[Any], bool] | None = None  # observed triggers: polled with the run context
     paced: bool = False  # needs the link slowed so the moment can be observed
+    params: dict[str, Any] = dataclasses.field(default_factory=dict)  # fault_params it reads, with defaults
 
 
 def _waiting(rc: Any) -> bool:
@@ -53,6 +54,6 @@ TRIGGERS: dict[str, Trigger] = {
         Trigger("before_ack", barrier="before_ack"),
         Trigger("waiting", fired=_waiting),
         Trigger("blocked", fired=_blocked),
-        Trigger("transfer", fired=_transfer, paced=True),
+        Trigger("transfer", fired=_transfer, paced=True, params={"transfer_chunks": 2}),
     )
 }

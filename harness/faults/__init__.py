@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 # fx: the runner's context (env, agent, observer, names, scenario, events since inject)
 Step = Callable[[Any], None]
@@ -21,13 +21,15 @@ class Fault:
     heal: Step
     evidence: Evidence
     doc: str = ""
+    params: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # fault_params it reads, with defaults
 
 
 FAULTS: dict[str, Fault] = {}
 
 
-def register(name: str, inject: Step, heal: Step, evidence: Evidence, doc: str = "") -> None:
-    FAULTS[name] = Fault(name, inject, heal, evidence, doc)
+def register(name: str, inject: Step, heal: Step, evidence: Evidence, doc: str = "",
+             params: Mapping[str, Any] | None = None) -> None:
+    FAULTS[name] = Fault(name, inject, heal, evidence, doc, dict(params or {}))
 
 
 def resolve(name: str) -> Fault | None:
@@ -61,7 +63,8 @@ def resolve(name: str) -> Fault | None:
         results = [f.evidence(fx) for f in chosen]
         return all(ok for ok, _ in results), "; ".join(f"{f.name}: {text}" for f, (_, text) in zip(chosen, results))
 
-    return Fault(name, inject, heal, evidence, " then ".join(f.doc for f in chosen))
+    merged = {k: v for f in chosen for k, v in f.params.items()}
+    return Fault(name, inject, heal, evidence, " then ".join(f.doc for f in chosen), merged)
 
 
 def parts(name: str) -> list[str]:

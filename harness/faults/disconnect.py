@@ -36,7 +36,8 @@ def _limit_heal(fx: Any) -> None:
         fx.env.toxiproxy.remove_toxic(fx.env.proxy_name, "fault_limit")
 
 
-register("disconnect.limit_data", _limit_inject, _limit_heal, saw_disconnect, "cut after N more bytes (fault_params.bytes)")
+register("disconnect.limit_data", _limit_inject, _limit_heal, saw_disconnect, "cut after N more bytes (fault_params.bytes)",
+         params={"bytes": 1024})
 register(
     "disconnect.proxy_down",
     lambda fx: fx.env.toxiproxy.disable(fx.env.proxy_name),

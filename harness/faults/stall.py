@@ -48,7 +48,7 @@ def _toxic_fault(name: str, type_: str, doc: str, **attrs: Any) -> None:
         ok = len(listed) == 2 and blocked
         return ok, f"toxics {listed} on proxy; a fresh handshake through it {'got no INFO' if blocked else 'got INFO'} within {STALL_PROBE}s"
 
-    register(f"stall.{name}", inject, heal, evidence, doc)
+    register(f"stall.{name}", inject, heal, evidence, doc, params=attrs)
 
 
 _toxic_fault("bandwidth0", "bandwidth", "bandwidth 0 both ways: bytes held, delivered on heal (no disconnect)", rate=0)

@@ -49,6 +49,12 @@ def test_reference_matrix_expands_to_stable_readable_ids() -> None:
         ("matrix:\n  - name: a\n    flows: [next.fetch]\n    client: {ping_interval: fast}\n", "a", "client.ping_interval", "must be float"),
         ("matrix:\n  - name: a\n    flows: [next.fetch]\n    client: {tls: true}\n", "a", "client.tls", "unknown client option"),
         ("matrix:\n  - name: a\n    variant: 'a b'\n    flows: [next.fetch]\n", "a", "variant", "short name"),
+        ("matrix:\n  - name: a\n    flows: [objectstore.get]\n    faults: [disconnect.limit_data]\n    triggers: [in_call]\n"
+         "    fault_params: {bytes: lots}\n", "a", "fault_params.bytes", "must be int, got str"),
+        ("matrix:\n  - name: a\n    flows: [objectstore.get]\n    faults: [stall.latency]\n    triggers: [in_call]\n"
+         "    fault_params: {bytes: 10}\n", "a", "fault_params.bytes", "not read by any of this entry's faults or triggers"),
+        ("matrix:\n  - name: a\n    flows: [objectstore.get]\n    faults: [stall.latency]\n    triggers: [transfer]\n"
+         "    fault_params: {transfer_chunks: 1.5}\n", "a", "fault_params.transfer_chunks", "must be int"),
     ],
 )
 def test_errors_name_file_entry_and_field(tmp_path: Path, text: str, entry: str, field: str, problem: str) -> None:
@@ -84,3 +90,11 @@ def test_variant_names_a_second_configuration_of_the_same_scenarios(tmp_path: Pa
     assert list(by_id) == ["ack.ack[none]", "ack.ack[stall.pause@before_ack]", "ack.ack[stall.pause@before_ack~slow-pings]"]
     assert by_id["ack.ack[stall.pause@before_ack~slow-pings]"].client == {"ping_interval": 120}
     assert by_id["ack.ack[stall.pause@before_ack]"].client == {}
+
+
+def test_fault_params_read_by_the_entry_s_faults_and_triggers_load(tmp_path: Path) -> None:
+    p = write(tmp_path, "matrix:\n  - name: a\n    flows: [objectstore.get]\n"
+                        "    faults: [stall.latency+disconnect.limit_data]\n    triggers: [transfer]\n"
+                        "    fault_params: {latency: 500, bytes: 65536, transfer_chunks: 3}\n")
+    (sc,) = load_file(p)
+    assert dict(sc.fault_params) == {"latency": 500, "bytes": 65536, "transfer_chunks": 3}
