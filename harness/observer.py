@@ -127,6 +127,14 @@ class Observer:
                         out[c["name"]] = c
         return out
 
+    def connection(self, cid: int) -> dict[str, Any] | None:
+        """The server's `/connz` record of open connection `cid` (with its subscriptions), or None."""
+        url = f"{self.env.monitor_url}/connz?cid={int(cid)}&subs=1"
+        with urllib.request.urlopen(url, timeout=2) as r:
+            doc = json.load(r)
+        conns = [c for c in doc.get("connections") or [] if c.get("cid") == cid]
+        return conns[0] if conns else None
+
     def close(self) -> None:
         async def go() -> None:
             if self.nc is not None and not self.nc.is_closed:

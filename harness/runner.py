@@ -18,7 +18,7 @@ from harness.agent.client import AgentError, AgentPool, AgentProcess
 from harness.checks import Finding, settle
 from harness.checks.consumers import find_leftover_consumers
 from harness.checks.messages import find_integrity, find_unconfirmed_acks
-from harness.checks.resources import find_leftover_fds
+from harness.checks.resources import find_connection_left, find_leftover_fds
 from harness.checks.subscriptions import find_leftover_subscriptions
 from harness.checks.tasks import find_leaked_tasks
 from harness.env.base import Environment
@@ -90,6 +90,7 @@ class RunContext:
         self.action_result: dict[str, Any] | None = None
         self.action_name = ""
         self.action_thread: threading.Thread | None = None
+        self.cid: int | None = None  # the server's id of the client's connection (for /connz)
 
     def event(self, what: str, **kw: Any) -> None:
         self.timeline.append({"t": round(time.monotonic() - self.t0, 4), "source": "runner", "what": what, **kw})
@@ -204,6 +205,7 @@ class Runner:
         pre_connect_tasks = {t["id"] for t in agent.request("snapshot")["tasks"]}
         agent.request("connect", timeout=10, options={**env.connect_options(), **CLIENT_OPTIONS, **sc.client})
         base = agent.request("snapshot")
+        rc.cid = base["conn"].get("cid")
         base_tasks = {t["id"] for t in base["tasks"]}
         base_sids = {s["sid"] for s in base["subs"]}
         paced = trig is not None and trig.paced
@@ -286,6 +288,7 @@ class Runner:
             findings += find_unconfirmed_acks(outcome, consumers_now.get(rc.names.consumer))
 
         # -- close, then nothing of the client may remain ----------------------------------
+        self._note_cid(rc)
         try:
             agent.request("close", timeout=6)
             rc.event("client closed")
@@ -301,9 +304,27 @@ class Runner:
             if found:
                 rc.inherent += time.monotonic() - t
             findings += found
+            if rc.cid is not None:
+                t = time.monotonic()
+                found = settle(lambda: find_connection_left(rc.cid, obs.connection(rc.cid), "after close"), t + st.leak_grace)
+                if found:
+                    rc.inherent += time.monotonic() - t
+                findings += found
         if "loop" in want:
             findings += self._loop_findings(agent)
         return findings, inconclusive
+
+    def _note_cid(self, rc: RunContext) -> None:
+        """The server's id of the client's live connection just before close (None if already closed)."""
+        try:
+            cid = self._snapshot(rc)["conn"].get("cid")
+        except AgentError:
+            cid = None
+        if cid is not None:
+            rc.cid = cid
+        elif rc.agent.find_event(lambda e: e.get("ev") == "conn" and e.get("state") == "reconnected"):
+            rc.cid = None  # the baseline's connection was replaced; which one is live is unknown
+        rc.event("connection before close", cid=rc.cid)
 
     def _fds(self, rc: RunContext) -> dict[int, str]:
         return {int(k): v for k, v in rc.agent.request("fds", timeout=5)["fds"].items()}

@@ -172,6 +172,7 @@ class Agent:
                 "connected": bool(nc and nc.is_connected),
                 "closed": bool(nc and nc.is_closed),
                 "reconnecting": bool(nc and nc.is_reconnecting),
+                "cid": nc.client_id if nc is not None else None,  # the server's id of the live connection
             },
             "flow_done": bool(self.flow_task and self.flow_task.done()),
         }

@@ -1,4 +1,5 @@
-"""Operating-system resources the client kept: file descriptors (sockets, pipes, files).
+"""Resources the client kept after close: file descriptors in its process, its connection
+on the server.
 
 After `nc.close()` the agent process must hold no more file descriptors than it did
 before the client connected. The agent itself opens none per scenario (measured: the
@@ -24,5 +25,20 @@ def find_leftover_fds(before: dict[int, str], after: dict[int, str], phase: str)
             "resources",
             f"{extra} file descriptor(s) left open ({phase}): {len(before)} before connect, {len(after)} now",
             evidence=f"new or changed descriptors: {shown}",
+        )
+    ]
+
+
+def find_connection_left(cid: int, record: dict | None, phase: str) -> list[Finding]:
+    """The server still lists the client's connection `cid` (from `/connz`) after the client closed it."""
+    if record is None:
+        return []
+    keep = ("cid", "name", "ip", "port", "start", "last_activity", "idle", "pending_bytes", "in_msgs", "out_msgs",
+            "subscriptions", "subscriptions_list")
+    return [
+        Finding(
+            "resources",
+            f"the server still lists the client's connection cid {cid} ({phase})",
+            evidence=", ".join(f"{k}={record[k]}" for k in keep if k in record),
         )
     ]

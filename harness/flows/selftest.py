@@ -185,3 +185,18 @@ async def hang_in_finish(ctx: Any) -> dict:
         n += 1
         ctx.received([str(n)])
     return {"received": n}
+
+
+async def _never_closed() -> None:
+    return None
+
+
+@flow("selftest.connection_outlives_close", triggers=("in_call",))
+async def connection_outlives_close(ctx: Any) -> dict:
+    """Make close() forget to close the socket: the server keeps the connection, the process its fd."""
+    await ctx.checkpoint("in_call")
+    transport = ctx.nc._transport
+    _LEAKED.append(transport)
+    transport.close = lambda: None
+    transport.wait_closed = _never_closed
+    return {}
