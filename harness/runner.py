@@ -17,7 +17,7 @@ from harness import faults, triggers
 from harness.agent.client import AgentError, AgentPool, AgentProcess
 from harness.checks import Finding, settle
 from harness.checks.consumers import find_leftover_consumers
-from harness.checks.messages import find_integrity, find_unconfirmed_acks
+from harness.checks.messages import find_gave_up, find_integrity, find_unconfirmed_acks
 from harness.checks.resources import find_connection_left, find_leftover_fds
 from harness.checks.subscriptions import find_leftover_subscriptions
 from harness.checks.tasks import find_leaked_tasks
@@ -39,6 +39,12 @@ CLIENT_OPTIONS: dict[str, Any] = {
     "ping_interval": 1,
     "max_outstanding_pings": 2,
 }
+
+
+def flow_deadline(timeout: float) -> float:
+    """The flow's own deadline: before the runner's (the scenario's timeout), with room for
+    the last bounded call (fetch_timeout, next_timeout: 2 s by default) to return."""
+    return max(timeout - 3.0, timeout * 0.5)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -212,7 +218,9 @@ class Runner:
         if paced:
             env.toxiproxy.add_toxic(env.proxy_name, "bandwidth", name=triggers.PACING, rate=st.pacing_kbps)
         try:
-            agent.request("start", flow=sc.flow, params=dict(sc.params), tag=rc.names.tag, barrier=trig.barrier if trig else "")
+            # The flow gives up by itself a little before the runner would call it stuck.
+            agent.request("start", flow=sc.flow, params=dict(sc.params), tag=rc.names.tag,
+                          barrier=trig.barrier if trig else "", deadline=flow_deadline(sc.timeout))
             deadline = time.monotonic() + sc.timeout
             rc.event("flow started")
             inconclusive, terminal_at = "", None
@@ -285,6 +293,7 @@ class Runner:
             findings += find_leftover_consumers(consumers_now, base_consumers, True, "after the flow")
         if "messages" in want:
             findings += find_integrity(outcome)
+            findings += find_gave_up(outcome, consumers_now.get(rc.names.consumer))
             findings += find_unconfirmed_acks(outcome, consumers_now.get(rc.names.consumer))
 
         # -- close, then nothing of the client may remain ----------------------------------

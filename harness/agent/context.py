@@ -14,7 +14,7 @@ T = TypeVar("T")
 class FlowContext:
     """Handed to a flow's `run(ctx)`: the client, names, params, and the harness's hooks."""
 
-    def __init__(self, agent: Any, nc: Any, names: Names, params: dict, barrier: str) -> None:
+    def __init__(self, agent: Any, nc: Any, names: Names, params: dict, barrier: str, deadline: float | None = None) -> None:
         self._agent = agent
         self.nc = nc
         self.js = nc.jetstream()
@@ -27,6 +27,18 @@ class FlowContext:
         self.finish_requested = False
         self.pending: dict[int, dict[str, Any]] = {}
         self._seq = 0
+        self.deadline = time.monotonic() + deadline if deadline else None  # the flow's own, set by the runner
+
+    def time_left(self) -> float:
+        """Seconds until the flow's own deadline (infinite if it has none)."""
+        return float("inf") if self.deadline is None else max(self.deadline - time.monotonic(), 0.0)
+
+    def check_deadline(self, progress: str) -> None:
+        """Give up (FlowGaveUp) once the flow's own deadline has passed, saying how far it got."""
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            from harness.flows import FlowGaveUp
+
+            raise FlowGaveUp(f"gave up at its deadline with {progress}")
 
     async def checkpoint(self, name: str) -> None:
         """Mark a named point; if the scenario's trigger is this barrier, wait for release."""

@@ -103,7 +103,7 @@ class Agent:
 
     async def op_start(self, req: dict[str, Any]) -> dict[str, Any]:
         spec = FLOWS[req["flow"]]
-        self.ctx = FlowContext(self, self.nc, Names(req["tag"]), dict(req["params"]), req.get("barrier", ""))
+        self.ctx = FlowContext(self, self.nc, Names(req["tag"]), dict(req["params"]), req.get("barrier", ""), req.get("deadline"))
         self.flow_task = self.own(asyncio.get_running_loop().create_task(self.run_flow(spec)), "flow")
         return {}
 

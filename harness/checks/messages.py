@@ -28,3 +28,15 @@ def find_unconfirmed_acks(outcome: dict[str, Any] | None, consumer: dict[str, An
             )
         ]
     return []
+
+
+def find_gave_up(outcome: dict[str, Any] | None, consumer: dict[str, Any] | None) -> list[Finding]:
+    """The flow reached its own deadline without every message (FlowGaveUp): what never arrived.
+
+    Evidence is the server's view of the flow's consumer (pending, ack-pending, redelivered),
+    which tells a message the client lost from one the server has not sent again yet.
+    """
+    if not outcome or outcome.get("status") != "error" or not outcome.get("exc_type", "").endswith(".FlowGaveUp"):
+        return []
+    server = ", ".join(f"{k}={v}" for k, v in consumer.items()) if consumer else "(no durable consumer to ask)"
+    return [Finding("messages", f"the flow {outcome.get('message', 'gave up')}", evidence=f"consumer on the server: {server}")]

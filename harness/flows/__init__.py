@@ -61,6 +61,14 @@ class IntegrityError(AssertionError):
     """
 
 
+class FlowGaveUp(TimeoutError):
+    """Raised by a flow that reached its own deadline before it had what it waits for.
+
+    A careful user gives up eventually: the flow ends itself (instead of being cut off by
+    the runner) and says how far it got; the `messages` check reports what never arrived.
+    """
+
+
 class ParamError(ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)

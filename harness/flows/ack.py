@@ -19,6 +19,7 @@ def _ack_flow(kind: str) -> None:
         try:
             msgs: list = []
             while not msgs:
+                ctx.check_deadline(f"0 of {ctx.params['count']} messages")
                 try:
                     msgs = await ctx.call("fetch", sub.fetch(ctx.params["count"], timeout=ctx.params["fetch_timeout"]))
                 except nats.errors.TimeoutError:

@@ -40,7 +40,8 @@ async def fetch(ctx: Any) -> dict:
     ctx.track(sub)
     got: list[str] = []
     try:
-        while len(got) < ctx.params["count"]:
+        while len(set(got)) < ctx.params["count"]:  # distinct ids: a redelivery fills no gap
+            ctx.check_deadline(f"{len(set(got))} of {ctx.params['count']} messages")
             try:
                 msgs = await ctx.call("fetch", sub.fetch(ctx.params["batch"], timeout=ctx.params["fetch_timeout"]))
             except nats.errors.TimeoutError:
@@ -57,7 +58,7 @@ async def fetch(ctx: Any) -> dict:
             pass
     finally:
         await sub.unsubscribe()
-    return {"received": len(got)}
+    return {"received": len(set(got)), "redelivered": len(got) - len(set(got))}
 
 
 @flow(
@@ -80,13 +81,14 @@ async def iterate(ctx: Any) -> dict:
         async for msg in ctx.iterate("sub.messages", sub.messages):
             if not ctx.params["ordered"]:
                 await msg.ack()
+            fresh = msg.data.decode() not in got
             got.append(msg.data.decode())
-            if len(got) == ctx.params["count"]:
+            if fresh and len(set(got)) == ctx.params["count"]:
                 ctx.received(got)
     finally:
         if not sub._closed:
             await sub.unsubscribe()
-    return {"received": len(got)}
+    return {"received": len(set(got)), "redelivered": len(got) - len(set(got))}
 
 
 @flow(
@@ -101,7 +103,8 @@ async def next_msg(ctx: Any) -> dict:
     ctx.track(sub)
     got: list[str] = []
     try:
-        while len(got) < ctx.params["count"]:
+        while len(set(got)) < ctx.params["count"]:  # distinct ids: a redelivery fills no gap
+            ctx.check_deadline(f"{len(set(got))} of {ctx.params['count']} messages")
             try:
                 msg = await ctx.call("next_msg", sub.next_msg(timeout=ctx.params["next_timeout"]))
             except nats.errors.TimeoutError:
@@ -117,4 +120,4 @@ async def next_msg(ctx: Any) -> dict:
     finally:
         if not sub._closed:
             await sub.unsubscribe()
-    return {"received": len(got)}
+    return {"received": len(set(got)), "redelivered": len(got) - len(set(got))}

@@ -200,3 +200,34 @@ async def connection_outlives_close(ctx: Any) -> dict:
     transport.close = lambda: None
     transport.wait_closed = _never_closed
     return {}
+
+
+def _lossy_fetch_flow(name: str, lose: str | None) -> None:
+    from harness.flows.next import prepare_stream_with_durable
+
+    async def run(ctx: Any) -> dict:
+        import nats.errors
+
+        sub = await ctx.js.pull_subscribe_bind(durable=ctx.names.consumer, stream=ctx.names.stream)
+        got: list[str] = []
+        try:
+            while len(set(got)) < ctx.params["count"]:
+                ctx.check_deadline(f"{len(set(got))} of {ctx.params['count']} messages")
+                try:
+                    msgs = await ctx.call("fetch", sub.fetch(5, timeout=0.5))
+                except nats.errors.TimeoutError:
+                    continue
+                for m in msgs:
+                    await m.ack()
+                    if m.data.decode() != lose:  # a buggy client acks a message the application never sees
+                        got.append(m.data.decode())
+        finally:
+            await sub.unsubscribe()
+        return {"received": len(set(got))}
+
+    run.__doc__ = ("Fetch every message; the client loses one it acked." if lose else "Fetch every message.")
+    flow(name, triggers=("in_call",), prepare=prepare_stream_with_durable, defaults={"count": 10})(run)
+
+
+_lossy_fetch_flow("selftest.lose_message", lose="3")
+_lossy_fetch_flow("selftest.keep_messages", lose=None)

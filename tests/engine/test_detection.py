@@ -18,12 +18,15 @@ LEAKY = [
     ("selftest.spin", "loop", "spinning"),
     ("selftest.leak_socket", "resources", "1 file descriptor(s) left open (after close)"),
     ("selftest.connection_outlives_close", "resources", "the server still lists the client's connection"),
+    # the flow gives up at its own deadline, and says how far it got
+    ("selftest.lose_message", "messages", "the flow gave up at its deadline with 9 of 10 messages"),
     # started by connect (so present at the after-connect baseline), alive after close
     ("selftest.pinger_outlives_close", "tasks", "leaked task Client._ping_interval (pending, after close)"),
     # a hang inside the flow's terminal action is the client's, not an environment error
     ("selftest.hang_in_finish", "iterators", "the flow's terminal action did not return"),
 ]
-CLEAN = ["selftest.clean_task", "selftest.clean_consumer", "selftest.clean_iterator", "selftest.yield", "selftest.clean_socket"]
+CLEAN = ["selftest.clean_task", "selftest.clean_consumer", "selftest.clean_iterator", "selftest.yield", "selftest.clean_socket",
+         "selftest.keep_messages"]
 
 
 @pytest.mark.parametrize("flow,check,phrase", LEAKY, ids=[f for f, _, _ in LEAKY])
