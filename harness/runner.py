@@ -161,6 +161,11 @@ class Runner:
         verdict, reason = "passed", ""
         try:
             findings, inconclusive = self._run(rc)
+            # Only the checks the scenario selected decide its verdict; the rest stay visible.
+            for f in findings:
+                if f.check not in sc.checks:
+                    rc.event("finding of an unselected check", check=f.check, summary=f.summary)
+            findings = [f for f in findings if f.check in sc.checks]
             if findings:
                 verdict, reason = "failed", f"{len(findings)} finding(s)"
             elif inconclusive:

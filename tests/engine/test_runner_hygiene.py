@@ -28,3 +28,13 @@ def test_a_missed_transfer_trigger_leaves_no_pacing_toxic(runner: Runner, tmp_pa
     assert rec.verdict == "inconclusive" and "never fired" in rec.reason, (rec.verdict, rec.reason)
     env = runner.env
     assert [t.name for t in env.toxiproxy.toxics(env.proxy_name)] == []
+
+
+def test_only_the_scenario_s_checks_decide_its_verdict(runner: Runner, tmp_path: Path) -> None:
+    # A stuck iterator with `iterators` left out of the checks: passed, and the finding stays visible.
+    p = tmp_path / "unselected.yaml"
+    p.write_text("matrix:\n  - name: u\n    flows: [selftest.stuck_iterator]\n    checks: [tasks, consumers]\n    timeout: 8\n")
+    (sc,) = load_file(p)
+    rec = runner.run(sc)
+    assert rec.verdict == "passed", [f.summary for f in rec.findings]
+    assert any(e["what"] == "finding of an unselected check" and e["check"] == "iterators" for e in rec.events)
