@@ -16,7 +16,10 @@ from typing import Any, Callable
 from harness import faults, triggers
 from harness.agent.client import AgentError, AgentPool, AgentProcess
 from harness.checks import Finding, settle
-from harness.checks.consumers import find_leftover_consumers
+from harness.checks.consumers import find_leftover_consumers, find_unreaped
+from harness.checks.iterators import find_stuck_calls
+from harness.checks.loop import find_blocked_loop
+from harness.checks.recovery import find_unrecovered
 from harness.checks.messages import find_gave_up, find_integrity, find_unconfirmed_acks
 from harness.checks.resources import find_connection_left, find_leftover_fds
 from harness.checks.subscriptions import find_leftover_subscriptions
@@ -389,11 +392,7 @@ class Runner:
             tp.remove_toxic(proxy, name)
 
     def _loop_findings(self, agent: AgentProcess) -> list[Finding]:
-        out = []
-        for b in agent.finish_watch():
-            kind = "spinning" if b["cpu_busy"] >= 0.5 else "blocked (idle CPU)"
-            out.append(Finding("loop", f"event loop {kind} for {b['duration']:.2f}s (cpu {b['cpu_busy']:.0%})", evidence=b["stacks"]))
-        return out
+        return find_blocked_loop(agent.finish_watch())
 
     # -- helpers ------------------------------------------------------------------------
     def _wait_trigger(self, rc: RunContext, trig: triggers.Trigger, deadline: float) -> bool:
@@ -453,22 +452,9 @@ class Runner:
         snap = self._snapshot(rc)
         busy = rc.agent.cpu_busy()
         rc.inherent += 0.3
-        what = "spin (busy CPU)" if busy >= 0.5 else "lost wake-up (idle CPU)"
         after = "the terminal event" if terminal_at else "the flow's deadline"
-        pending = snap["pending"] or [{"label": "(no tracked call)", "age": 0, "task": 0}]
-        by_id = {t["id"]: t for t in snap["tasks"]}
-        out = []
-        for p in pending:
-            task = by_id.get(p["task"])
-            stack = "\n  ".join(task["stack"]) if task else self._stacks(rc)
-            out.append(
-                Finding(
-                    "iterators",
-                    f"{p['label']} still pending {p['age']:.1f}s, not resolved after {after}: {what}",
-                    evidence=f"cpu busy {busy:.0%}\nawaiting stack:\n  {stack}",
-                )
-            )
-        rc.event("stuck", pending=[p["label"] for p in pending], cpu_busy=busy)
+        out = find_stuck_calls(snap, busy, after, fallback_stack=self._stacks(rc))
+        rc.event("stuck", pending=[p["label"] for p in snap["pending"]], cpu_busy=busy)
         return out
 
     def _recovery(self, rc: RunContext) -> list[Finding]:
@@ -489,17 +475,7 @@ class Runner:
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
         rc.inherent += time.monotonic() - t
-        snap = self._snapshot(rc)
-        conn = snap["conn"]
-        zombie = conn["connected"]
-        return [
-            Finding(
-                "recovery",
-                f"{'zombie: says connected but' if zombie else 'connection'} did not serve a request within "
-                f"{self.settings.recovery_bound:.0f}s after heal",
-                evidence=f"last error: {last}\nconnection state: {conn}",
-            )
-        ]
+        return find_unrecovered(last, self._snapshot(rc)["conn"], self.settings.recovery_bound)
 
     def _consumers_after_close(self, rc: RunContext, base: set[str]) -> list[Finding]:
         obs, st = self.observer, self.settings
@@ -522,11 +498,6 @@ class Runner:
             time.sleep(0.25)
         rc.inherent += time.monotonic() - t
         now = obs.consumers(rc.object_stream)
-        out = []
-        for n in left:
-            if n in now:
-                out.append(Finding("consumers", f"consumer {n} survived its inactive threshold ({left[n]['inactive_threshold']}s) after close",
-                                   evidence=", ".join(f"{k}={v}" for k, v in now[n].items())))
-            else:
-                rc.event("consumer reaped", name=n)
-        return out
+        for n in sorted(set(left) - set(now)):
+            rc.event("consumer reaped", name=n)
+        return find_unreaped(left, now)

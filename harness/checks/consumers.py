@@ -43,3 +43,16 @@ def find_leftover_consumers(
             )
         )
     return out
+
+
+def find_unreaped(left: dict[str, dict[str, Any]], now: dict[str, dict[str, Any]]) -> list[Finding]:
+    """Consumers (`left`, waited on past their inactive threshold) the server still has (`now`)."""
+    return [
+        Finding(
+            "consumers",
+            f"consumer {n} survived its inactive threshold ({c['inactive_threshold']}s) after close",
+            evidence=", ".join(f"{k}={v}" for k, v in now[n].items()),
+        )
+        for n, c in sorted(left.items())
+        if n in now
+    ]

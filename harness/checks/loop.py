@@ -1,0 +1,20 @@
+"""A blocked event loop: the agent's heartbeat stopped.
+
+The agent's watcher (runner side) records each gap with the CPU share during it and the
+stacks faulthandler dumped (it works even while the loop is blocked); each gap is one finding.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.checks import Finding
+from harness.checks.iterators import BUSY
+
+
+def find_blocked_loop(gaps: list[dict[str, Any]]) -> list[Finding]:
+    out = []
+    for g in gaps:
+        kind = "spinning" if g["cpu_busy"] >= BUSY else "blocked (idle CPU)"
+        out.append(Finding("loop", f"event loop {kind} for {g['duration']:.2f}s (cpu {g['cpu_busy']:.0%})", evidence=g["stacks"]))
+    return out
