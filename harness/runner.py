@@ -280,7 +280,9 @@ class Runner:
                                     evidence=f"{hung_finish}\n{self._stacks(rc)}"))
         if rc.action_thread is not None:
             # The drain itself must end once the fault is healed, like any pending call.
+            t = time.monotonic()  # an inherent wait: the stuck bound the drain is held to
             rc.action_thread.join(max((terminal_at or time.monotonic()) + st.stuck_after - time.monotonic(), 0))
+            rc.inherent += time.monotonic() - t
             if rc.action_thread.is_alive():
                 findings.append(
                     Finding("iterators", f"{rc.action_name} did not return within {st.stuck_after:.1f}s of the terminal event",

@@ -35,3 +35,33 @@ def test_reference_verdicts_match_between_local_and_compose() -> None:
     differ = {k: (local[k], compose[k]) for k in local if local[k] != compose[k]}
     assert not differ, "verdict (checks) local vs compose:\n" + "\n".join(f"  {k}: {a} vs {b}" for k, (a, b) in differ.items())
     assert all(v[0] in ("passed", "failed") for v in local.values()), local
+
+
+def _our_containers() -> set[str]:
+    from harness.env.compose import PROJECT_LABEL, PROJECT_PREFIX, docker_client
+
+    client = docker_client()
+    try:
+        return {c.id for c in client.containers.list(all=True) if c.labels.get(PROJECT_LABEL, "").startswith(PROJECT_PREFIX)}
+    finally:
+        client.close()
+
+
+def test_harness_run_env_compose_as_a_user_runs_it(tmp_path: Path) -> None:
+    # The path users take: `harness run --env compose`: the exit status says findings, the
+    # journal says compose, and the run's own stack is gone afterwards.
+    import json
+    import subprocess
+    import sys
+
+    (tmp_path / "scenarios").mkdir()
+    (tmp_path / "scenarios/s.yaml").write_text("matrix:\n  - name: s\n    flows: [selftest.leak_task, selftest.clean_task]\n")
+    before = _our_containers()
+    r = subprocess.run([str(Path(sys.executable).with_name("harness")), "run", "--env", "compose", "--seed", "5"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert r.returncode == 1, r.stdout[-3000:] + r.stderr[-3000:]
+    journal = json.loads((tmp_path / "reports/latest/journal.json").read_text())
+    assert journal["header"]["backend"] == "compose"
+    verdicts = {rec["flow"]: rec["verdict"] for rec in journal["records"]}
+    assert verdicts == {"selftest.leak_task": "failed", "selftest.clean_task": "passed"}
+    assert _our_containers() <= before, "the run left containers of its compose project"

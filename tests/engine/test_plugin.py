@@ -175,3 +175,18 @@ def test_a_yaml_file_named_explicitly_runs_and_its_replay_works_from_the_cwd(tmp
 
     again = _harness(work, *shlex.split(replay.removeprefix("replay: harness ")))
     assert again.returncode == 1 and "1 failed" in again.stdout, again.stdout + again.stderr
+
+
+def test_a_bad_scenario_file_starts_nothing(tmp_path: Path) -> None:
+    # Every environment the harness starts makes a run directory under the run root first.
+    import os
+
+    (tmp_path / "scenarios").mkdir()
+    (tmp_path / "scenarios/good.yaml").write_text(CLEAN)
+    (tmp_path / "scenarios/bad.yaml").write_text("matrix:\n  - name: b\n    flows: [next.fetch]\n    params: {count: x}\n")
+    root = tmp_path / "runs"
+    r = subprocess.run([str(Path(sys.executable).with_name("harness")), "run"], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=120, stdin=subprocess.DEVNULL, env={**os.environ, "NATS_CHAOS_RUN_ROOT": str(root)})
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "bad.yaml: entry b: field 'params.count'" in r.stdout + r.stderr
+    assert not root.exists() or not any(root.iterdir()), f"something started: {list(root.iterdir())}"
