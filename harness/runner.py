@@ -126,6 +126,8 @@ class RunContext:
                 self.action_result = {"name": name, "took": r.get("took", 0.0)}
             except AgentError as e:
                 self.action_result = {"name": name, "error": e.summary.split(": ", 1)[-1]}
+            except Exception as e:  # recorded, never raised in a thread nobody joins for its result
+                self.action_result = {"name": name, "error": f"{type(e).__name__}: {e}"}
             self.event("action returned", **self.action_result)
 
         self.action_name = name
@@ -182,6 +184,8 @@ class Runner:
         finally:
             if rc.agent is not None:
                 rc.agent.exit()
+            if rc.action_thread is not None:
+                rc.action_thread.join(5)  # its agent is gone: it ends at once
             self.observer.cleanup(spec, names)
         wall = time.monotonic() - rc.t0
         events = list(rc.timeline)

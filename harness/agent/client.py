@@ -144,7 +144,7 @@ class AgentProcess:
     def stderr_text(self, start: int = 0) -> str:
         try:
             return os.pread(self.stderr_file.fileno(), 1_000_000, start).decode(errors="replace")
-        except OSError:
+        except (OSError, ValueError):  # ValueError: the file was closed with the agent
             return ""
 
     def loop_blocked(self) -> bool:
