@@ -33,11 +33,11 @@ def run() -> list[str]:
             agent = runner.pool.get()
             try:
                 agent.request("connect", options=env.connect_options())
-                base = {t["id"] for t in agent.request("snapshot")["tasks"]}
+                base = {t.id for t in agent.snapshot().tasks}
                 costs = []
                 for _ in range(LEAK_CHECK_ROUNDS):
                     t = time.perf_counter()
-                    assert not find_leaked_tasks(agent.request("snapshot"), base, "bench")
+                    assert not find_leaked_tasks(agent.snapshot(), base, "bench")
                     costs.append(time.perf_counter() - t)
             finally:
                 agent.exit()

@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from harness import faults, triggers
 from harness.agent.client import AgentError, AgentPool, AgentProcess
+from harness.agent.snapshot import Snapshot
 from harness.checks import Finding, settle
 from harness.checks.consumers import find_leftover_consumers, find_unreaped
 from harness.checks.iterators import find_stuck_calls
@@ -220,12 +221,12 @@ class Runner:
         fds_before = self._fds(rc) if "resources" in sc.checks else {}
         # After close nothing of the client may remain, not even what connect started: that
         # phase's baseline is taken before connect; the after-the-flow baseline after it.
-        pre_connect_tasks = {t["id"] for t in agent.request("snapshot")["tasks"]}
+        pre_connect_tasks = {t.id for t in agent.snapshot().tasks}
         agent.request("connect", timeout=10, options={**env.connect_options(), **CLIENT_OPTIONS, **sc.client})
-        base = agent.request("snapshot")
-        rc.cid = base["conn"].get("cid")
-        base_tasks = {t["id"] for t in base["tasks"]}
-        base_sids = {s["sid"] for s in base["subs"]}
+        base = agent.snapshot()
+        rc.cid = base.conn.cid
+        base_tasks = {t.id for t in base.tasks}
+        base_sids = {s.sid for s in base.subs}
         paced = trig is not None and trig.paced
         if paced:
             env.toxiproxy.add_toxic(env.proxy_name, "bandwidth", name=triggers.PACING, rate=st.pacing_kbps)
@@ -340,7 +341,7 @@ class Runner:
     def _note_cid(self, rc: RunContext) -> None:
         """The server's id of the client's live connection just before close (None if already closed)."""
         try:
-            cid = self._snapshot(rc)["conn"].get("cid")
+            cid = self._snapshot(rc).conn.cid
         except AgentError:
             cid = None
         if cid is not None:
@@ -427,16 +428,16 @@ class Runner:
             if agent.find_event(lambda e: e.get("ev") == "outcome") or not agent.alive():
                 return False
             if rc.received() and not agent.loop_blocked():
-                if any(p["age"] >= 0.05 for p in agent.request("pending", timeout=2.0)["pending"]):
+                if any(p.age >= 0.05 for p in agent.pending()):
                     return True
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
         return False
 
-    def _snapshot(self, rc: RunContext) -> dict[str, Any]:
-        return rc.agent.request("snapshot", timeout=5)
+    def _snapshot(self, rc: RunContext) -> Snapshot:
+        return rc.agent.snapshot()
 
-    def _settled(self, rc: RunContext, find: Callable[[dict[str, Any]], list[Finding]]) -> list[Finding]:
+    def _settled(self, rc: RunContext, find: Callable[[Snapshot], list[Finding]]) -> list[Finding]:
         t = time.monotonic()
         out = settle(lambda: find(self._snapshot(rc)), t + self.settings.leak_grace)
         if out:
@@ -449,9 +450,9 @@ class Runner:
         except AgentError as e:
             return f"(no snapshot: {e.summary})"
         lines = []
-        for t in snap["tasks"]:
-            if t["role"] != "agent" and t["state"] != "done":
-                lines.append(f"task {t['coro']} ({t['state']}):\n  " + "\n  ".join(t["stack"]))
+        for t in snap.tasks:
+            if t.role != "agent" and t.state != "done":
+                lines.append(f"task {t.coro} ({t.state}):\n  " + "\n  ".join(t.stack))
         return "\n".join(lines)
 
     def _stuck(self, rc: RunContext, terminal_at: float | None) -> list[Finding]:
@@ -460,7 +461,7 @@ class Runner:
         rc.inherent += 0.3
         after = "the terminal event" if terminal_at else "the flow's deadline"
         out = find_stuck_calls(snap, busy, after, fallback_stack=self._stacks(rc))
-        rc.event("stuck", pending=[p["label"] for p in snap["pending"]], cpu_busy=busy)
+        rc.event("stuck", pending=[p.label for p in snap.pending], cpu_busy=busy)
         return out
 
     def _recovery(self, rc: RunContext) -> list[Finding]:
@@ -481,7 +482,7 @@ class Runner:
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
         rc.inherent += time.monotonic() - t
-        return find_unrecovered(last, self._snapshot(rc)["conn"], self.settings.recovery_bound)
+        return find_unrecovered(last, self._snapshot(rc).conn, self.settings.recovery_bound)
 
     def _consumers_after_close(self, rc: RunContext, base: set[str]) -> list[Finding]:
         obs, st = self.observer, self.settings

@@ -36,7 +36,7 @@ def _waiting(rc: Any) -> bool:
 def _blocked(rc: Any) -> bool:
     if not rc.received():
         return False
-    return any(p["age"] >= 0.1 for p in rc.agent.request("pending", timeout=2.0)["pending"])
+    return any(p.age >= 0.1 for p in rc.agent.pending())
 
 
 def _transfer(rc: Any) -> bool:

@@ -13,6 +13,8 @@ import threading
 import time
 from typing import Any
 
+from harness.agent.snapshot import PendingCall, Snapshot, pending_from_json
+
 import psutil
 
 from harness.env.process import _die_with_parent
@@ -162,6 +164,14 @@ class AgentProcess:
                 pass
 
     # -- requests -------------------------------------------------------------------
+    def snapshot(self, timeout: float = 5.0) -> Snapshot:
+        """The agent's tasks, subscriptions, pending calls, connection and process, as values."""
+        return Snapshot.from_json(self.request("snapshot", timeout=timeout))
+
+    def pending(self, timeout: float = 2.0) -> tuple[PendingCall, ...]:
+        """The flow's tracked calls in progress."""
+        return pending_from_json(self.request("pending", timeout=timeout)["pending"])
+
     def request(self, op: str, timeout: float = 5.0, **kw: Any) -> dict[str, Any]:
         """Send a request; wait for its reply. AgentError on death, timeout or refusal."""
         with self._lock:

@@ -1,8 +1,13 @@
-"""What the agent reports about itself: asyncio tasks, subscriptions, pending calls, resources."""
+"""What the agent reports about itself: asyncio tasks, subscriptions, pending calls, resources.
+
+The agent side builds JSON (`tasks()`, `subscriptions()`, `process()`); the runner side
+reads it as frozen values (`Snapshot.from_json`): the checks never see a dict.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import traceback
 import weakref
@@ -126,3 +131,85 @@ def process() -> dict[str, Any]:
         "cpu": ct.user + ct.system,
         "threads": p.num_threads(),
     }
+
+
+# -- values: what the runner reads a snapshot as (frozen, typed; the wire format is JSON) ----
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskInfo:
+    """One asyncio task in the agent."""
+
+    id: int
+    name: str
+    coro: str  # the coroutine's __qualname__: nats-py names none of its tasks
+    module: str
+    state: str  # pending | cancelling | done
+    role: str  # "agent", "flow" or "" (the client's)
+    stack: tuple[str, ...]  # await chain, outermost first
+    created_at: tuple[str, ...]
+    subject: str = ""  # for a subscription's message task, the subject it serves
+
+
+@dataclasses.dataclass(frozen=True)
+class SubInfo:
+    """One subscription in the client's `nc._subs`."""
+
+    sid: int
+    subject: str
+    queue: str
+    pending_msgs: int
+    closed: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class PendingCall:
+    """A tracked client call the flow is blocked in (`ctx.call`, `ctx.iterate`)."""
+
+    label: str
+    age: float
+    task: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ConnState:
+    connected: bool
+    closed: bool
+    reconnecting: bool
+    cid: int | None = None  # the server's id of the live connection
+
+
+@dataclasses.dataclass(frozen=True)
+class ProcInfo:
+    pid: int
+    rss: int
+    fds: int
+    cpu: float
+    threads: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Snapshot:
+    """The agent's state at one moment: tasks, subscriptions, pending calls, connection, process."""
+
+    tasks: tuple[TaskInfo, ...]
+    subs: tuple[SubInfo, ...]
+    pending: tuple[PendingCall, ...]
+    proc: ProcInfo
+    conn: ConnState
+    flow_done: bool
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "Snapshot":
+        return cls(
+            tasks=tuple(TaskInfo(**{**t, "stack": tuple(t["stack"]), "created_at": tuple(t["created_at"])}) for t in d["tasks"]),
+            subs=tuple(SubInfo(**s) for s in d["subs"]),
+            pending=pending_from_json(d["pending"]),
+            proc=ProcInfo(**d["proc"]),
+            conn=ConnState(**d["conn"]),
+            flow_done=bool(d.get("flow_done")),
+        )
+
+
+def pending_from_json(items: list[dict[str, Any]]) -> tuple[PendingCall, ...]:
+    return tuple(PendingCall(**p) for p in items)

@@ -8,8 +8,7 @@ stack and whether the agent's CPU was busy (a spin) or idle (a lost wake-up).
 
 from __future__ import annotations
 
-from typing import Any
-
+from harness.agent.snapshot import PendingCall, Snapshot
 from harness.checks import Finding
 
 BUSY = 0.5  # CPU share of one core above which a stuck call is a spin, not a lost wake-up
@@ -19,18 +18,18 @@ def stuck_kind(cpu_busy: float) -> str:
     return "spin (busy CPU)" if cpu_busy >= BUSY else "lost wake-up (idle CPU)"
 
 
-def find_stuck_calls(snap: dict[str, Any], cpu_busy: float, after: str, fallback_stack: str = "") -> list[Finding]:
+def find_stuck_calls(snap: Snapshot, cpu_busy: float, after: str, fallback_stack: str = "") -> list[Finding]:
     """One finding per tracked call still pending in `snap`, with its task's await chain."""
-    pending = snap["pending"] or [{"label": "(no tracked call)", "age": 0, "task": 0}]
-    by_id = {t["id"]: t for t in snap["tasks"]}
+    pending = snap.pending or (PendingCall("(no tracked call)", 0.0, 0),)
+    by_id = {t.id: t for t in snap.tasks}
     out = []
     for p in pending:
-        task = by_id.get(p["task"])
-        stack = "\n  ".join(task["stack"]) if task else fallback_stack
+        task = by_id.get(p.task)
+        stack = "\n  ".join(task.stack) if task else fallback_stack
         out.append(
             Finding(
                 "iterators",
-                f"{p['label']} still pending {p['age']:.1f}s, not resolved after {after}: {stuck_kind(cpu_busy)}",
+                f"{p.label} still pending {p.age:.1f}s, not resolved after {after}: {stuck_kind(cpu_busy)}",
                 evidence=f"cpu busy {cpu_busy:.0%}\nawaiting stack:\n  {stack}",
             )
         )

@@ -7,13 +7,12 @@ reconnected.
 
 from __future__ import annotations
 
-from typing import Any
-
+from harness.agent.snapshot import ConnState
 from harness.checks import Finding
 
 
-def find_unrecovered(last_error: str, conn: dict[str, Any], bound: float) -> list[Finding]:
-    zombie = conn.get("connected", False)
+def find_unrecovered(last_error: str, conn: ConnState, bound: float) -> list[Finding]:
+    zombie = conn.connected
     return [
         Finding(
             "recovery",

@@ -2,26 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from harness.agent.snapshot import Snapshot, SubInfo
 from harness.checks import Finding
 
 
-def ignore_request_inbox(sub: dict[str, Any]) -> bool:
+def ignore_request_inbox(sub: SubInfo) -> bool:
     """The connection's shared request inbox (`_INBOX.<id>.*`), created by the first request."""
-    return sub["subject"].startswith("_INBOX.") and sub["subject"].endswith(".*")
+    return sub.subject.startswith("_INBOX.") and sub.subject.endswith(".*")
 
 
-def find_leftover_subscriptions(snap: dict[str, Any], baseline_sids: set[int], phase: str) -> list[Finding]:
+def find_leftover_subscriptions(snap: Snapshot, baseline_sids: set[int], phase: str) -> list[Finding]:
     out = []
-    for s in snap["subs"]:
-        if s["sid"] in baseline_sids or ignore_request_inbox(s):
+    for s in snap.subs:
+        if s.sid in baseline_sids or ignore_request_inbox(s):
             continue
         out.append(
             Finding(
                 check="subscriptions",
-                summary=f"subscription sid {s['sid']} on {s['subject']} left ({phase})",
-                evidence=f"pending_msgs={s['pending_msgs']} closed={s['closed']} queue={s['queue']!r}",
+                summary=f"subscription sid {s.sid} on {s.subject} left ({phase})",
+                evidence=f"pending_msgs={s.pending_msgs} closed={s.closed} queue={s.queue!r}",
             )
         )
     return out

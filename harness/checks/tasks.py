@@ -6,41 +6,40 @@ it. Ignore rules are small named predicates, each saying why it exists.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
+from harness.agent.snapshot import Snapshot, TaskInfo
 from harness.checks import Finding
 
-Task = dict[str, Any]  # a task as the agent snapshots it
-Rule = Callable[[Task, dict[str, Any]], bool]
+Rule = Callable[[TaskInfo, Snapshot], bool]
 
 # The connection's own machinery, created on connect and ended by close.
 CONNECTION_TASKS = {"Client._read_loop", "Client._flusher", "Client._ping_interval"}
 
 
-def ignore_agent_own(task: Task, snap: dict[str, Any]) -> bool:
+def ignore_agent_own(task: TaskInfo, snap: Snapshot) -> bool:
     """The agent's own command handlers and heartbeat are not the client's."""
-    return task["role"] == "agent"
+    return task.role == "agent"
 
 
-def ignore_connection_while_open(task: Task, snap: dict[str, Any]) -> bool:
+def ignore_connection_while_open(task: TaskInfo, snap: Snapshot) -> bool:
     """The connection's read loop, flusher and pinger, while the connection is open."""
-    return task["coro"] in CONNECTION_TASKS and not snap["conn"]["closed"]
+    return task.coro in CONNECTION_TASKS and not snap.conn.closed
 
 
-def ignore_reconnect_while_reconnecting(task: Task, snap: dict[str, Any]) -> bool:
+def ignore_reconnect_while_reconnecting(task: TaskInfo, snap: Snapshot) -> bool:
     """The reconnect loop while the client is (still) reconnecting after a fault."""
-    return task["coro"] == "Client._attempt_reconnect" and snap["conn"]["reconnecting"]
+    return task.coro == "Client._attempt_reconnect" and snap.conn.reconnecting
 
 
-def ignore_request_inbox_while_open(task: Task, snap: dict[str, Any]) -> bool:
+def ignore_request_inbox_while_open(task: TaskInfo, snap: Snapshot) -> bool:
     """The message task of the connection's shared request inbox (`_INBOX.<id>.*`, made by the
     first request) while the connection is open."""
-    subj = task.get("subject", "")
     return (
-        task["coro"] == "Subscription._wait_for_msgs"
-        and subj.startswith("_INBOX.")
-        and subj.endswith(".*")
-        and not snap["conn"]["closed"]
+        task.coro == "Subscription._wait_for_msgs"
+        and task.subject.startswith("_INBOX.")
+        and task.subject.endswith(".*")
+        and not snap.conn.closed
     )
 
 
@@ -53,19 +52,19 @@ DEFAULT_RULES: tuple[Rule, ...] = (
 
 
 def find_leaked_tasks(
-    snap: dict[str, Any], baseline_ids: set[int], phase: str, rules: tuple[Rule, ...] = DEFAULT_RULES
+    snap: Snapshot, baseline_ids: set[int], phase: str, rules: tuple[Rule, ...] = DEFAULT_RULES
 ) -> list[Finding]:
     """Tasks in `snap` that are pending, new since baseline and not ignored."""
     out = []
-    for t in snap["tasks"]:
-        if t["state"] == "done" or t["id"] in baseline_ids or any(r(t, snap) for r in rules):
+    for t in snap.tasks:
+        if t.state == "done" or t.id in baseline_ids or any(r(t, snap) for r in rules):
             continue
-        where = t["created_at"][-1] if t["created_at"] else "?"
+        where = t.created_at[-1] if t.created_at else "?"
         out.append(
             Finding(
                 check="tasks",
-                summary=f"leaked task {t['coro']} ({t['state']}, {phase}) created at {where}",
-                evidence="stack:\n  " + "\n  ".join(t["stack"] or ["(none)"]) + "\ncreated at:\n  " + "\n  ".join(t["created_at"] or ["?"]),
+                summary=f"leaked task {t.coro} ({t.state}, {phase}) created at {where}",
+                evidence="stack:\n  " + "\n  ".join(t.stack or ("(none)",)) + "\ncreated at:\n  " + "\n  ".join(t.created_at or ("?",)),
             )
         )
     return out
