@@ -48,8 +48,10 @@ class AgentProcess:
         self._lock = threading.Lock()
         self._cond = threading.Condition()
         self.last_hb = time.monotonic()
-        self.blocked: list[dict[str, Any]] = []  # episodes of a blocked loop
+        self.blocked: list[dict[str, Any]] = []  # live episodes (read-time gaps), with stack dumps
         self._in_block: dict[str, Any] | None = None
+        self.gaps: list[dict[str, Any]] = []  # exact episodes: gaps between emitted heartbeats
+        self._prev_hb: tuple[float, float] | None = None
         self.t0 = time.monotonic()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -74,6 +76,7 @@ class AgentProcess:
             ev = msg.get("ev")
             if ev == "hb":
                 self.last_hb = now
+                self._heartbeat(msg)
                 continue
             msg["at"] = now
             with self._cond:
@@ -84,6 +87,17 @@ class AgentProcess:
         with self._cond:
             self.events.append({"ev": "exit", "at": time.monotonic()})
             self._cond.notify_all()
+
+    def _heartbeat(self, msg: dict[str, Any]) -> None:
+        m, c = msg.get("m"), msg.get("c")
+        if m is None or c is None:
+            return
+        if self._prev_hb is not None:
+            pm, pc = self._prev_hb
+            if m - pm > BLOCKED_AFTER:
+                self.gaps.append({"since": pm, "until": m, "duration": round(m - pm, 3),
+                                  "cpu_busy": round(min(max(c - pc, 0.0) / (m - pm), 1.0), 2)})
+        self._prev_hb = (m, c)
 
     def _watch(self) -> None:
         """Flag a blocked event loop: no heartbeat for BLOCKED_AFTER; dump stacks while it lasts."""
@@ -121,11 +135,25 @@ class AgentProcess:
             self._watcher.start()
 
     def finish_watch(self) -> list[dict[str, Any]]:
-        """Stop watching; an episode still open is closed and returned too."""
+        """Stop watching; return the episodes of a blocked loop, each with its stack dump.
+
+        An episode is a gap between two emitted heartbeats (exact: duration and CPU from the
+        agent's own stamps). Its stacks come from the live watcher's dump during it. A live
+        episode with no gap behind it was a late read, not a block, and is dropped; one still
+        open at the end (the loop never came back) is kept as measured live.
+        """
         self._watch_stop.set()
+        still_blocked = self._in_block is not None and self.alive() and time.monotonic() - self.last_hb > BLOCKED_AFTER
         if self._in_block is not None:
             self._close_block()
-        return self.blocked
+        out = []
+        for g in self.gaps:
+            live = [b for b in self.blocked if g["since"] - 0.5 <= b["since"] <= g["until"]]
+            stacks = live[0]["stacks"] if live else "(no stack dump: the gap was measured from the heartbeats after it ended)"
+            out.append({**g, "stacks": stacks})
+        if still_blocked and self.blocked:
+            out.append(self.blocked[-1])
+        return out
 
     def _cpu(self) -> float:
         try:

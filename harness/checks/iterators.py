@@ -11,7 +11,10 @@ from __future__ import annotations
 from harness.agent.snapshot import PendingCall, Snapshot
 from harness.checks import Finding
 
-BUSY = 0.5  # CPU share of one core above which a stuck call is a spin, not a lost wake-up
+# CPU share of one core above which a stuck call (or a blocked loop) is a spin, not a wait.
+# A hang in a blocking call burns ~0 %; a spin gets a whole core on an idle machine but only
+# its share on a loaded one (measured: 48 % with three CPU hogs on this 2-core machine).
+BUSY = 0.2
 
 
 def stuck_kind(cpu_busy: float) -> str:

@@ -70,3 +70,24 @@ def test_stuck_iterator_is_a_lost_wakeup_and_a_spin_is_busy(runner: Runner) -> N
     spin = runner.run(selftest("selftest.spin"))
     loop = [f for f in spin.findings if f.check == "loop"]
     assert loop and "in spin" in loop[0].evidence  # faulthandler dump of the blocked thread
+
+
+def test_loop_check_is_exact_on_a_loaded_machine(runner: Runner) -> None:
+    # Heartbeats read late by a starved runner must neither hide a blocked loop nor invent one:
+    # a block is measured between heartbeats as the agent emitted them.
+    import subprocess
+    import sys
+
+    hog = "import time\nend = time.monotonic() + 60\nwhile time.monotonic() < end: pass\n"
+    hogs = [subprocess.Popen([sys.executable, "-c", hog]) for _ in range(3)]  # more than the cores here
+    try:
+        for _ in range(3):
+            spin = runner.run(selftest("selftest.spin"))
+            loop = [f for f in spin.findings if f.check == "loop"]
+            assert spin.verdict == "failed" and loop and "spinning" in loop[0].summary, (spin.verdict, spin.reason, spin.findings)
+            calm = runner.run(selftest("selftest.yield"))
+            assert calm.verdict == "passed", [f.summary for f in calm.findings]
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait(5)
