@@ -101,6 +101,7 @@ class RunContext:
         self.action_name = ""
         self.action_thread: threading.Thread | None = None
         self.cid: int | None = None  # the server's id of the client's connection (for /connz)
+        self.outcome: dict[str, Any] | None = None  # the flow's outcome event, once it ended
 
     def event(self, what: str, **kw: Any) -> None:
         self.timeline.append({"t": round(time.monotonic() - self.t0, 4), "source": "runner", "what": what, **kw})
@@ -172,6 +173,10 @@ class Runner:
                 if f.check not in sc.checks:
                     rc.event("finding of an unselected check", check=f.check, summary=f.summary)
             findings = [f for f in findings if f.check in sc.checks]
+            out = rc.outcome or {}
+            if sc.is_control and not inconclusive and out.get("status") == "error":
+                # Without a fault the flow must complete: a control that raised is no baseline.
+                inconclusive = f"the no-fault control's flow raised {out.get('exc_type')}: {out.get('message', '')}".rstrip(": ")
             if findings:
                 verdict, reason = "failed", f"{len(findings)} finding(s)"
             elif inconclusive:
@@ -265,6 +270,7 @@ class Runner:
                 rc.event("finish: flow's terminal action did not return", error=e.summary)
         limit = deadline if terminal_at is None else min(deadline, terminal_at + st.stuck_after)
         outcome = agent.wait_event(lambda e: e.get("ev") == "outcome", max(limit - time.monotonic(), 0))
+        rc.outcome = outcome
         rc.inherent += time.monotonic() - t
         if outcome is None:
             try:

@@ -229,3 +229,10 @@ def _lossy_fetch_flow(name: str, lose: str | None) -> None:
 
 _lossy_fetch_flow("selftest.lose_message", lose="3")
 _lossy_fetch_flow("selftest.keep_messages", lose=None)
+
+
+@flow("selftest.raises", triggers=("in_call",))
+async def raises(ctx: Any) -> dict:
+    """Raise without any fault (as a client that fails on a healthy link would)."""
+    await ctx.checkpoint("in_call")
+    raise RuntimeError("boom on a healthy link")

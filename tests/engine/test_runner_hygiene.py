@@ -38,3 +38,12 @@ def test_only_the_scenario_s_checks_decide_its_verdict(runner: Runner, tmp_path:
     rec = runner.run(sc)
     assert rec.verdict == "passed", [f.summary for f in rec.findings]
     assert any(e["what"] == "finding of an unselected check" and e["check"] == "iterators" for e in rec.events)
+
+
+def test_a_no_fault_control_whose_flow_raises_is_inconclusive(runner: Runner, tmp_path: Path) -> None:
+    p = tmp_path / "raises.yaml"
+    p.write_text("matrix:\n  - name: r\n    flows: [selftest.raises]\n")
+    (sc,) = load_file(p)
+    rec = runner.run(sc)
+    assert rec.verdict == "inconclusive", (rec.verdict, rec.reason)
+    assert rec.reason == "the no-fault control's flow raised builtins.RuntimeError: boom on a healthy link"
