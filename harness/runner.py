@@ -286,7 +286,7 @@ class Runner:
                 return findings + self._loop_findings(agent) + [
                     Finding("iterators", f"the flow did not end by its deadline and the agent stopped answering ({e.summary})")
                 ], inconclusive
-        if hung_finish and "iterators" in sc.checks:
+        if hung_finish:
             findings.append(Finding("iterators", f"the flow's terminal action did not return within {st.stuck_after:.1f}s",
                                     evidence=f"{hung_finish}\n{self._stacks(rc)}"))
         if rc.action_thread is not None:
@@ -306,9 +306,9 @@ class Runner:
         if "recovery" in want and client_open and fault is not None:
             findings += self._recovery(rc)
         if "tasks" in want:
-            findings += self._settled(rc, lambda s: find_leaked_tasks(s, base_tasks, "after the flow"))
+            findings += self._settled(lambda: find_leaked_tasks(self._snapshot(rc), base_tasks, "after the flow"), rc)
         if "subscriptions" in want:
-            findings += self._settled(rc, lambda s: find_leftover_subscriptions(s, base_sids, "after the flow"))
+            findings += self._settled(lambda: find_leftover_subscriptions(self._snapshot(rc), base_sids, "after the flow"), rc)
         consumers_now = obs.consumers(rc.object_stream)
         if "consumers" in want:
             findings += find_leftover_consumers(consumers_now, base_consumers, True, "after the flow")
@@ -325,21 +325,14 @@ class Runner:
         except AgentError as e:
             findings.append(Finding("iterators", f"nc.close() did not complete: {e.summary}", evidence=self._stacks(rc)))
         if "tasks" in want:
-            findings += self._settled(rc, lambda s: find_leaked_tasks(s, pre_connect_tasks, "after close"))
+            findings += self._settled(lambda: find_leaked_tasks(self._snapshot(rc), pre_connect_tasks, "after close"), rc)
         if "consumers" in want:
             findings += self._consumers_after_close(rc, base_consumers)
-        if "resources" in want:
-            t = time.monotonic()  # a closed transport releases its socket on the next loop turn
-            found = settle(lambda: find_leftover_fds(fds_before, self._fds(rc), "after close"), t + self.settings.leak_grace)
-            if found:
-                rc.inherent += time.monotonic() - t
-            findings += found
+        if "resources" in want:  # a closed transport releases its socket on the next loop turn
+            findings += self._settled(lambda: find_leftover_fds(fds_before, self._fds(rc), "after close"), rc)
             if rc.cid is not None:
-                t = time.monotonic()
-                found = settle(lambda: find_connection_left(rc.cid, obs.connection(rc.cid), "after close"), t + st.leak_grace)
-                if found:
-                    rc.inherent += time.monotonic() - t
-                findings += found
+                cid = rc.cid
+                findings += self._settled(lambda: find_connection_left(cid, obs.connection(cid), "after close"), rc)
         if "loop" in want:
             findings += self._loop_findings(agent)
         return findings, inconclusive
@@ -390,9 +383,7 @@ class Runner:
             if not ok:
                 inconclusive = f"no evidence the fault took effect: {text}"
         finally:
-            fault.heal(rc)
-            if trig.paced:
-                self._remove_toxic_if_present(triggers.PACING)
+            fault.heal(rc)  # the pacing toxic, if any, goes in the caller's `finally`
             rc.event("fault healed")
             if rc.action_name and terminal_at is None:
                 # A drain under another fault (e.g. a stall) can only finish once healed.
@@ -443,9 +434,10 @@ class Runner:
     def _snapshot(self, rc: RunContext) -> Snapshot:
         return rc.agent.snapshot()
 
-    def _settled(self, rc: RunContext, find: Callable[[Snapshot], list[Finding]]) -> list[Finding]:
+    def _settled(self, probe: Callable[[], list[Finding]], rc: RunContext) -> list[Finding]:
+        """`settle` within the leak grace; time spent waiting on a leaky case is inherent."""
         t = time.monotonic()
-        out = settle(lambda: find(self._snapshot(rc)), t + self.settings.leak_grace)
+        out = settle(probe, t + self.settings.leak_grace)
         if out:
             rc.inherent += time.monotonic() - t
         return out

@@ -77,7 +77,7 @@ class Scenario:
 
 def _validate_fault_params(ctx: tuple[str, str], given: Mapping[str, Any], fault_names: list[str], trigger_names: list[str]) -> None:
     """Every fault_params key is read by one of the entry's faults or triggers, with its type."""
-    from harness import faults, triggers
+    from harness import faults, flows, triggers
 
     known: dict[str, Any] = {}
     for ft in fault_names:
@@ -90,10 +90,7 @@ def _validate_fault_params(ctx: tuple[str, str], given: Mapping[str, Any], fault
             raise ScenarioError(*ctx, f"fault_params.{k}", "not read by any of this entry's faults or triggers",
                                 hint=f"known here: {', '.join(sorted(known)) or 'none'}")
         want = type(known[k])
-        ok = isinstance(v, (int, float)) and not isinstance(v, bool) if want in (int, float) else isinstance(v, want)
-        if want is int and isinstance(v, float) and not v.is_integer():
-            ok = False
-        if not ok:
+        if not flows.fits(v, want):
             raise ScenarioError(*ctx, f"fault_params.{k}", f"must be {want.__name__}, got {type(v).__name__} {v!r}")
 
 
@@ -174,10 +171,7 @@ def load_file(path: str | Path) -> list[Scenario]:
             want = CLIENT_KEYS.get(k)
             if want is None:
                 raise ScenarioError(fname, entry, f"client.{k}", "unknown client option", hint=f"known: {', '.join(sorted(CLIENT_KEYS))}")
-            ok = isinstance(v, want) and (want is bool or not isinstance(v, bool))
-            if want is float and isinstance(v, int) and not isinstance(v, bool):
-                ok = True
-            if not ok:
+            if not flows.fits(v, want):
                 raise ScenarioError(fname, entry, f"client.{k}", f"must be {want.__name__}, got {type(v).__name__} {v!r}")
         hold = _number(ctx, e, "hold", 1.0, lo=0.0, hi=120.0)
         timeout = _number(ctx, e, "timeout", 15.0, lo=0.5, hi=600.0)

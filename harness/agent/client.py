@@ -13,10 +13,9 @@ import threading
 import time
 from typing import Any
 
-from harness.agent.snapshot import PendingCall, Snapshot, pending_from_json
-
 import psutil
 
+from harness.agent.snapshot import PendingCall, Snapshot, pending_from_json
 from harness.env.process import _die_with_parent
 from harness.errors import HarnessError
 

@@ -6,7 +6,7 @@ import asyncio
 import time
 from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
-from harness.flows import Names
+from harness.flows import FlowGaveUp, Names
 
 T = TypeVar("T")
 
@@ -29,15 +29,9 @@ class FlowContext:
         self._seq = 0
         self.deadline = time.monotonic() + deadline if deadline else None  # the flow's own, set by the runner
 
-    def time_left(self) -> float:
-        """Seconds until the flow's own deadline (infinite if it has none)."""
-        return float("inf") if self.deadline is None else max(self.deadline - time.monotonic(), 0.0)
-
     def check_deadline(self, progress: str) -> None:
         """Give up (FlowGaveUp) once the flow's own deadline has passed, saying how far it got."""
         if self.deadline is not None and time.monotonic() >= self.deadline:
-            from harness.flows import FlowGaveUp
-
             raise FlowGaveUp(f"gave up at its deadline with {progress}")
 
     async def checkpoint(self, name: str) -> None:

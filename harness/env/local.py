@@ -203,9 +203,7 @@ class LocalEnvironment(Environment):
         deadline = time.monotonic() + self.ready_timeout
         while not nats_handshake("127.0.0.1", self._ports["proxy"]):
             if time.monotonic() > deadline:
-                logs = "\n".join(
-                    f"last lines of {p.log_path.name}:\n{tail(p.log_path)}" for p in (self.nats, self.toxi) if p is not None
-                )
+                logs = "\n".join(p.log_tail() for p in (self.nats, self.toxi) if p is not None)
                 raise StartupError(
                     "no NATS handshake through the Toxiproxy proxy",
                     evidence=f"proxy 127.0.0.1:{self._ports['proxy']} -> 127.0.0.1:{self._ports['nats']}\n{logs}",

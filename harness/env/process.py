@@ -226,6 +226,10 @@ class ManagedProcess:
             with contextlib.suppress(ProcessLookupError):
                 self.proc.send_signal(sig)
 
+    def log_tail(self) -> str:
+        """The end of this process's log, as error evidence (the run directory goes with teardown)."""
+        return f"last lines of {self.log_path.name}:\n{tail(self.log_path)}"
+
     def wait_ready(self, probe: Callable[[], bool], timeout: float, what: str) -> None:
         """Poll `probe` until true; fail at once if the process exits, or at the deadline."""
         deadline = time.monotonic() + timeout
@@ -235,7 +239,7 @@ class ManagedProcess:
                 code = self.proc.returncode if self.proc else None
                 raise StartupError(
                     f"{self.name} exited during start-up (status {code}) before {what}",
-                    evidence=f"last lines of {self.log_path.name} (the run directory is removed on teardown):\n{tail(self.log_path)}",
+                    evidence=self.log_tail(),
                     hint=_hint_from_log(self.log_path),
                 )
             if probe():
@@ -243,7 +247,7 @@ class ManagedProcess:
             if time.monotonic() > deadline:
                 raise StartupError(
                     f"{self.name} not ready after {timeout:.1f}s: no {what}",
-                    evidence=f"last lines of {self.log_path.name} (the run directory is removed on teardown):\n{tail(self.log_path)}",
+                    evidence=self.log_tail(),
                     hint=_hint_from_log(self.log_path),
                 )
             time.sleep(delay)

@@ -69,6 +69,16 @@ class FlowGaveUp(TimeoutError):
     """
 
 
+def fits(value: Any, want: type) -> bool:
+    """Whether a scenario file's `value` fits a setting of type `want`: an int is a float,
+    a bool is never a number (YAML `yes` is not 1)."""
+    if isinstance(value, bool):
+        return want is bool
+    if want is float:
+        return isinstance(value, (int, float))
+    return isinstance(value, want)
+
+
 class ParamError(ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
@@ -92,10 +102,7 @@ class FlowSpec:
             if k not in self.defaults:
                 raise ParamError(k, f"unknown parameter for flow {self.name} (known: {', '.join(sorted(self.defaults)) or 'none'})")
             want = type(self.defaults[k])
-            ok = isinstance(v, want) and not (isinstance(v, bool) and want is not bool)
-            if want is float and isinstance(v, int) and not isinstance(v, bool):
-                ok = True
-            if not ok:
+            if not fits(v, want):
                 raise ParamError(k, f"must be {want.__name__}, got {type(v).__name__} {v!r}")
 
 

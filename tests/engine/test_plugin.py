@@ -84,9 +84,13 @@ def test_xdist_workers_share_one_seed_and_one_journal(pytester: pytest.Pytester)
     assert journal["header"]["seed"] == 5 and len(journal["records"]) == 2
 
 
-def _harness(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _harness(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """The `harness` command as a user runs it; `env` adds environment variables."""
+    import os
+
     exe = Path(sys.executable).with_name("harness")
-    return subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    return subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True, timeout=120,
+                          stdin=subprocess.DEVNULL, env={**os.environ, **env})
 
 
 def test_harness_run_exit_codes(tmp_path: Path) -> None:
@@ -100,14 +104,9 @@ def test_harness_run_exit_codes(tmp_path: Path) -> None:
     assert _harness(tmp_path, "run", "leaky/leaky.scenarios.yaml").returncode == 1
     none = _harness(tmp_path, "run", "-k", "no_such_scenario")
     assert none.returncode == 2 and "no scenario selected" in none.stderr
-    import os
-
-    env_seed = subprocess.run([str(Path(sys.executable).with_name("harness")), "run", "-k", "clean_task"], cwd=tmp_path,
-                              capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
-                              env={**os.environ, "NATS_CHAOS_SEED": "77"})
+    env_seed = _harness(tmp_path, "run", "-k", "clean_task", NATS_CHAOS_SEED="77")
     assert env_seed.returncode == 0 and "seed 77 ($NATS_CHAOS_SEED)" in env_seed.stdout, env_seed.stdout
-    bad_seed = subprocess.run([str(Path(sys.executable).with_name("harness")), "run"], cwd=tmp_path, capture_output=True,
-                              text=True, timeout=120, stdin=subprocess.DEVNULL, env={**os.environ, "NATS_CHAOS_SEED": "soon"})
+    bad_seed = _harness(tmp_path, "run", NATS_CHAOS_SEED="soon")
     assert bad_seed.returncode == 2 and bad_seed.stderr.startswith("harness run: invalid seed from $NATS_CHAOS_SEED")
     (tmp_path / "scenarios/bad.yaml").write_text("matrix:\n  - flows: [nope]\n")
     bad = _harness(tmp_path, "list")
@@ -179,14 +178,11 @@ def test_a_yaml_file_named_explicitly_runs_and_its_replay_works_from_the_cwd(tmp
 
 def test_a_bad_scenario_file_starts_nothing(tmp_path: Path) -> None:
     # Every environment the harness starts makes a run directory under the run root first.
-    import os
-
     (tmp_path / "scenarios").mkdir()
     (tmp_path / "scenarios/good.yaml").write_text(CLEAN)
     (tmp_path / "scenarios/bad.yaml").write_text("matrix:\n  - name: b\n    flows: [next.fetch]\n    params: {count: x}\n")
     root = tmp_path / "runs"
-    r = subprocess.run([str(Path(sys.executable).with_name("harness")), "run"], cwd=tmp_path, capture_output=True,
-                       text=True, timeout=120, stdin=subprocess.DEVNULL, env={**os.environ, "NATS_CHAOS_RUN_ROOT": str(root)})
+    r = _harness(tmp_path, "run", NATS_CHAOS_RUN_ROOT=str(root))
     assert r.returncode == 2, r.stdout + r.stderr
     assert "bad.yaml: entry b: field 'params.count'" in r.stdout + r.stderr
     assert not root.exists() or not any(root.iterdir()), f"something started: {list(root.iterdir())}"
