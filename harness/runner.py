@@ -55,7 +55,7 @@ def flow_deadline(timeout: float) -> float:
 class Settings:
     """Bounds the runner applies; shown in the run header."""
 
-    leak_grace: float = 1.0  # a leaky task/subscription gets this long to go away
+    leak_grace: float = 1.0  # a leaky task/subscription/consumer gets this long to go away
     stuck_after: float = 3.0  # after the terminal event, a pending call must resolve within this
     recovery_bound: float = 10.0  # after heal, the same connection must answer within this
     consumer_wait: float = 7.0  # wait at most this long for the server to reap an inactive consumer
@@ -309,9 +309,10 @@ class Runner:
             findings += self._settled(lambda: find_leaked_tasks(self._snapshot(rc), base_tasks, "after the flow"), rc)
         if "subscriptions" in want:
             findings += self._settled(lambda: find_leftover_subscriptions(self._snapshot(rc), base_sids, "after the flow"), rc)
+        if "consumers" in want:  # settled: the server sees the client's UNSUB later than the client returns
+            findings += self._settled(
+                lambda: find_leftover_consumers(obs.consumers(rc.object_stream), base_consumers, True, "after the flow"), rc)
         consumers_now = obs.consumers(rc.object_stream)
-        if "consumers" in want:
-            findings += find_leftover_consumers(consumers_now, base_consumers, True, "after the flow")
         if "messages" in want:
             findings += find_integrity(outcome)
             findings += find_gave_up(outcome, consumers_now.get(rc.names.consumer))
@@ -484,7 +485,8 @@ class Runner:
 
     def _consumers_after_close(self, rc: RunContext, base: set[str]) -> list[Finding]:
         obs, st = self.observer, self.settings
-        found = find_leftover_consumers(obs.consumers(rc.object_stream), base, False, "after close")
+        # Settled: the server drops the closed connection's interest a moment after close returns.
+        found = self._settled(lambda: find_leftover_consumers(obs.consumers(rc.object_stream), base, False, "after close"), rc)
         if found:
             return found
         # Consumers on their way out: wait (bounded) for the server to reap them.
