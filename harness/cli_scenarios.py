@@ -10,13 +10,12 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import random
 import sys
 from pathlib import Path
 
 from harness.cli import command
 from harness.errors import EXIT_CLEAN, EXIT_FINDINGS, EXIT_USAGE
-from harness.scenario import load_paths
+from harness.scenario import load_paths, resolve_seed
 
 DEFAULT_PATHS = ["scenarios"]
 
@@ -52,18 +51,10 @@ def _register_run(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") ->
 def cmd_run(args: argparse.Namespace) -> int:
     import pytest
 
-    # The same precedence as the plugin: --seed > $NATS_CHAOS_SEED > random.
-    seed, source = args.seed, "--seed"
-    if seed is None and os.environ.get("NATS_CHAOS_SEED"):
-        source = "$NATS_CHAOS_SEED"
-        try:
-            seed = int(os.environ["NATS_CHAOS_SEED"])
-        except ValueError:
-            seed = -1
-    if seed is None:
-        seed, source = random.SystemRandom().randrange(1 << 31), "random"
-    if seed < 0:
-        print(f"harness run: invalid seed from {source}: expected a non-negative integer", file=sys.stderr)
+    try:
+        seed, source = resolve_seed(args.seed, "--seed")
+    except ValueError as e:
+        print(f"harness run: invalid {e}", file=sys.stderr)
         return EXIT_USAGE
     # Absolute, so the journal and junit.xml land together whatever pytest picks as rootdir.
     reports = Path(args.reports or os.environ.get("NATS_CHAOS_REPORTS") or "reports").resolve()

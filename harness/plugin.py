@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import random
 import signal
 import threading
 from pathlib import Path
@@ -24,10 +23,9 @@ import pytest
 import harness
 from harness.env import BACKENDS, make_environment
 from harness.errors import HarnessError
-from harness.scenario import Scenario, ScenarioError, load_file
+from harness.scenario import Scenario, ScenarioError, load_file, resolve_seed
 
 RECORD_KEY = "nats_chaos_record"
-INVALID_SEED = "Invalid chaos seed {value!r} from {source}: expected a non-negative integer"
 INVALID_ENV = "Invalid chaos environment {value!r} from {source}: expected one of " + ", ".join(BACKENDS)
 
 
@@ -64,20 +62,13 @@ class ChaosSession:
             raise pytest.UsageError(INVALID_ENV.format(value=backend, source=src))
         self.backend = backend
         winput = getattr(config, "workerinput", None)
-        if winput and "chaos_seed" in winput:
-            seed, src = winput["chaos_seed"], "controller"
-        else:
-            seed, src = _resolve(config, "chaos_seed", "NATS_CHAOS_SEED", None, None)
-            if seed is None:
-                seed = random.SystemRandom().randrange(1 << 31)
-                src = "random"
         try:
-            self.seed = int(seed)
-            if self.seed < 0:
-                raise ValueError
-        except (TypeError, ValueError):
-            raise pytest.UsageError(INVALID_SEED.format(value=seed, source=src)) from None
-        self.seed_source = src
+            if winput and "chaos_seed" in winput:
+                self.seed, self.seed_source = resolve_seed(winput["chaos_seed"], "controller")
+            else:
+                self.seed, self.seed_source = resolve_seed(config.getoption("chaos_seed"), "--chaos-seed")
+        except ValueError as e:
+            raise pytest.UsageError(f"Invalid chaos {e}") from None
         reports, _ = _resolve(config, "chaos_reports", "NATS_CHAOS_REPORTS", "chaos_reports", "reports")
         # Relative to the project (the ini file's folder), not to wherever the scenario files are.
         base = config.inipath.parent if config.inipath else config.invocation_params.dir

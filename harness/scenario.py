@@ -25,6 +25,8 @@ validated before anything runs; every error names the file, the entry and the fi
 from __future__ import annotations
 
 import dataclasses
+import os
+import random
 import zlib
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -264,3 +266,24 @@ def _number(ctx: tuple[str, str], e: dict, key: str, default: float, lo: float, 
     if not lo <= v <= hi:
         raise ScenarioError(*ctx, key, f"must be between {lo} and {hi}, got {v}")
     return float(v)
+
+
+def resolve_seed(given: Any, given_source: str) -> tuple[int, str]:
+    """The run's seed and where it came from: `given` (an option) > $NATS_CHAOS_SEED > random.
+
+    The one precedence rule, for `harness run` and for plain `pytest scenarios/` alike.
+    Raises ValueError, naming the source, for anything but a non-negative integer.
+    """
+    if given is not None:
+        value, source = given, given_source
+    elif os.environ.get("NATS_CHAOS_SEED"):
+        value, source = os.environ["NATS_CHAOS_SEED"], "$NATS_CHAOS_SEED"
+    else:
+        return random.SystemRandom().randrange(1 << 31), "random"
+    try:
+        seed = int(value)
+    except (TypeError, ValueError):
+        seed = -1
+    if seed < 0:
+        raise ValueError(f"seed {value!r} from {source}: expected a non-negative integer")
+    return seed, source

@@ -107,7 +107,7 @@ def test_harness_run_exit_codes(tmp_path: Path) -> None:
     env_seed = _harness(tmp_path, "run", "-k", "clean_task", NATS_CHAOS_SEED="77")
     assert env_seed.returncode == 0 and "seed 77 ($NATS_CHAOS_SEED)" in env_seed.stdout, env_seed.stdout
     bad_seed = _harness(tmp_path, "run", NATS_CHAOS_SEED="soon")
-    assert bad_seed.returncode == 2 and bad_seed.stderr.startswith("harness run: invalid seed from $NATS_CHAOS_SEED")
+    assert bad_seed.returncode == 2 and bad_seed.stderr.startswith("harness run: invalid seed ") and "from $NATS_CHAOS_SEED" in bad_seed.stderr
     (tmp_path / "scenarios/bad.yaml").write_text("matrix:\n  - flows: [nope]\n")
     bad = _harness(tmp_path, "list")
     assert bad.returncode == 2
