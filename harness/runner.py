@@ -312,11 +312,11 @@ class Runner:
         if "consumers" in want:  # settled: the server sees the client's UNSUB later than the client returns
             findings += self._settled(
                 lambda: find_leftover_consumers(obs.consumers(rc.object_stream), base_consumers, True, "after the flow"), rc)
-        consumers_now = obs.consumers(rc.object_stream)
         if "messages" in want:
+            consumer = obs.consumers(rc.object_stream).get(rc.names.consumer)  # the server's view, as evidence
             findings += find_integrity(outcome)
-            findings += find_gave_up(outcome, consumers_now.get(rc.names.consumer))
-            findings += find_unconfirmed_acks(outcome, consumers_now.get(rc.names.consumer))
+            findings += find_gave_up(outcome, consumer)
+            findings += find_unconfirmed_acks(outcome, consumer)
 
         # -- close, then nothing of the client may remain ----------------------------------
         self._note_cid(rc)

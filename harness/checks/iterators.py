@@ -17,8 +17,13 @@ from harness.checks import Finding
 BUSY = 0.2
 
 
+def is_spin(cpu_busy: float) -> bool:
+    """Whether a wait that used this share of a core was a spin (the loop check uses it too)."""
+    return cpu_busy >= BUSY
+
+
 def stuck_kind(cpu_busy: float) -> str:
-    return "spin (busy CPU)" if cpu_busy >= BUSY else "lost wake-up (idle CPU)"
+    return "spin (busy CPU)" if is_spin(cpu_busy) else "lost wake-up (idle CPU)"
 
 
 def find_stuck_calls(snap: Snapshot, cpu_busy: float, after: str, fallback_stack: str = "") -> list[Finding]:

@@ -9,12 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from harness.checks import Finding
-from harness.checks.iterators import BUSY
+from harness.checks.iterators import is_spin
 
 
 def find_blocked_loop(gaps: list[dict[str, Any]]) -> list[Finding]:
     out = []
     for g in gaps:
-        kind = "spinning" if g["cpu_busy"] >= BUSY else "blocked (idle CPU)"
+        kind = "spinning" if is_spin(g["cpu_busy"]) else "blocked (idle CPU)"
         out.append(Finding("loop", f"event loop {kind} for {g['duration']:.2f}s (cpu {g['cpu_busy']:.0%})", evidence=g["stacks"]))
     return out

@@ -10,6 +10,11 @@ from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 from harness.flows import Names, flow
 
 
+def tally(got: list[str]) -> dict:
+    """A flow's outcome: distinct message ids received, and how many arrived again."""
+    return {"received": len(set(got)), "redelivered": len(got) - len(set(got))}
+
+
 async def prepare_stream_with_durable(js: Any, names: Names, params: Mapping[str, Any]) -> None:
     """A stream, a durable pull consumer (the observer's, not the client's), `count` messages."""
     await js.add_stream(StreamConfig(name=names.stream, subjects=[f"{names.subject}.>"]))
@@ -58,7 +63,7 @@ async def fetch(ctx: Any) -> dict:
             pass
     finally:
         await sub.unsubscribe()
-    return {"received": len(set(got)), "redelivered": len(got) - len(set(got))}
+    return tally(got)
 
 
 @flow(
@@ -88,7 +93,7 @@ async def iterate(ctx: Any) -> dict:
     finally:
         if not sub._closed:
             await sub.unsubscribe()
-    return {"received": len(set(got)), "redelivered": len(got) - len(set(got))}
+    return tally(got)
 
 
 @flow(
@@ -120,4 +125,4 @@ async def next_msg(ctx: Any) -> dict:
     finally:
         if not sub._closed:
             await sub.unsubscribe()
-    return {"received": len(set(got)), "redelivered": len(got) - len(set(got))}
+    return tally(got)
