@@ -6,9 +6,14 @@ from harness.agent.snapshot import Snapshot, SubInfo
 from harness.checks import Finding
 
 
-def ignore_request_inbox(sub: SubInfo) -> bool:
+def is_request_inbox(subject: str) -> bool:
     """The connection's shared request inbox (`_INBOX.<id>.*`), created by the first request."""
-    return sub.subject.startswith("_INBOX.") and sub.subject.endswith(".*")
+    return subject.startswith("_INBOX.") and subject.endswith(".*")
+
+
+def ignore_request_inbox(sub: SubInfo) -> bool:
+    """The connection's shared request inbox: part of the connection, not of any flow."""
+    return is_request_inbox(sub.subject)
 
 
 def find_leftover_subscriptions(snap: Snapshot, baseline_sids: set[int], phase: str) -> list[Finding]:

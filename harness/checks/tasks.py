@@ -10,6 +10,7 @@ from typing import Callable
 
 from harness.agent.snapshot import Snapshot, TaskInfo
 from harness.checks import Finding
+from harness.checks.subscriptions import is_request_inbox
 
 Rule = Callable[[TaskInfo, Snapshot], bool]
 
@@ -36,10 +37,7 @@ def ignore_request_inbox_while_open(task: TaskInfo, snap: Snapshot) -> bool:
     """The message task of the connection's shared request inbox (`_INBOX.<id>.*`, made by the
     first request) while the connection is open."""
     return (
-        task.coro == "Subscription._wait_for_msgs"
-        and task.subject.startswith("_INBOX.")
-        and task.subject.endswith(".*")
-        and not snap.conn.closed
+        task.coro == "Subscription._wait_for_msgs" and is_request_inbox(task.subject) and not snap.conn.closed
     )
 
 
