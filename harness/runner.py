@@ -14,7 +14,7 @@ import time
 from typing import Any, Callable
 
 from harness import faults, triggers
-from harness.agent.client import AgentError, AgentPool, AgentProcess
+from harness.agent.runner_side import AgentError, AgentPool, AgentProcess
 from harness.agent.snapshot import Snapshot
 from harness.checks import Finding, settle
 from harness.checks.consumers import find_leftover_consumers, find_unreaped

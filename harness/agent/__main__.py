@@ -1,3 +1,3 @@
-from harness.agent.server import main
+from harness.agent.agent_side import main
 
 main()
