@@ -302,8 +302,7 @@ class Runner:
 
         # -- checks with the connection open --------------------------------------------
         want = set(sc.checks)
-        client_open = not set(faults.parts(sc.fault)) & {"drain.close", "drain.nc_drain"}
-        if "recovery" in want and client_open and fault is not None:
+        if "recovery" in want and fault is not None and not fault.closes_client:
             findings += self._recovery(rc)
         if "tasks" in want:
             findings += self._settled(lambda: find_leaked_tasks(self._snapshot(rc), base_tasks, "after the flow"), rc)
@@ -375,18 +374,19 @@ class Runner:
             rc.event("fault injected", fault=sc.fault)
             if trig.barrier:
                 agent.request("release")
-            drains = [p for p in faults.parts(sc.fault) if p.startswith("drain.")]
-            if drains and len(drains) == len(faults.parts(sc.fault)):
+            if fault.terminal == faults.AT_INJECT:
                 terminal_at = time.monotonic()
             rc.wait(max(sc.hold - (time.monotonic() - rc.injected_at), 0))
+            t = time.monotonic()
             ok, text = fault.evidence(rc)
+            rc.inherent += time.monotonic() - t  # evidence probes wait on purpose (e.g. an unanswered handshake)
             rc.event("evidence", ok=ok, text=text)
             if not ok:
                 inconclusive = f"no evidence the fault took effect: {text}"
         finally:
             fault.heal(rc)  # the pacing toxic, if any, goes in the caller's `finally`
             rc.event("fault healed")
-            if rc.action_name and terminal_at is None:
+            if fault.terminal == faults.AT_HEAL:
                 # A drain under another fault (e.g. a stall) can only finish once healed.
                 terminal_at = time.monotonic()
         return inconclusive, terminal_at

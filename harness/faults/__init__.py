@@ -14,22 +14,52 @@ Step = Callable[[Any], None]
 Evidence = Callable[[Any], "tuple[bool, str]"]
 
 
+# When a fault's terminal event happens (see `Fault.terminal`).
+AT_INJECT, AT_HEAL, NOT_TERMINAL = "inject", "heal", ""
+
+
 @dataclasses.dataclass(frozen=True)
 class Fault:
+    """A fault, and what it is: the runner reads these attributes, never the fault's name.
+
+    - `terminal`: whether the fault ends the flow's subscription or connection, so that
+      every pending call must resolve within the stuck bound of it, and from when:
+      `AT_INJECT` (a drain, unsubscribe or close issued on its own), `AT_HEAL` (such a drain
+      issued under a stall, which can only finish once healed), `NOT_TERMINAL` (a stall, a
+      disconnect, the server's lame-duck mode: the client reconnects and its subscription
+      lives on, so a pending call ends by its own timeout or the flow's deadline);
+    - `closes_client`: the client's connection is closed by the fault itself (no recovery
+      round trip can be asked of it);
+    - `client_action`: the name of the action the agent performs on the client, if any.
+    """
+
     name: str
     inject: Step
     heal: Step
     evidence: Evidence
     doc: str = ""
     params: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # fault_params it reads, with defaults
+    terminal: str = NOT_TERMINAL
+    closes_client: bool = False
+    client_action: str = ""
 
 
 FAULTS: dict[str, Fault] = {}
 
 
 def register(name: str, inject: Step, heal: Step, evidence: Evidence, doc: str = "",
-             params: Mapping[str, Any] | None = None) -> None:
-    FAULTS[name] = Fault(name, inject, heal, evidence, doc, dict(params or {}))
+             params: Mapping[str, Any] | None = None, *, terminal: str = NOT_TERMINAL,
+             closes_client: bool = False, client_action: str = "") -> None:
+    assert terminal in (AT_INJECT, AT_HEAL, NOT_TERMINAL), terminal
+    FAULTS[name] = Fault(name, inject, heal, evidence, doc, dict(params or {}), terminal, closes_client, client_action)
+
+
+def composite_terminal(parts: "list[Fault]") -> str:
+    """A composite's terminal event: at inject if every part ends the subscription there;
+    at heal if some part does (a drain under a stall finishes only once healed); else none."""
+    if parts and all(f.terminal == AT_INJECT for f in parts):
+        return AT_INJECT
+    return AT_HEAL if any(f.terminal for f in parts) else NOT_TERMINAL
 
 
 def resolve(name: str) -> Fault | None:
@@ -64,7 +94,10 @@ def resolve(name: str) -> Fault | None:
         return all(ok for ok, _ in results), "; ".join(f"{f.name}: {text}" for f, (_, text) in zip(chosen, results))
 
     merged = {k: v for f in chosen for k, v in f.params.items()}
-    return Fault(name, inject, heal, evidence, " then ".join(f.doc for f in chosen), merged)
+    actions = [f.client_action for f in chosen if f.client_action]
+    return Fault(name, inject, heal, evidence, " then ".join(f.doc for f in chosen), merged,
+                 terminal=composite_terminal(chosen), closes_client=any(f.closes_client for f in chosen),
+                 client_action="+".join(actions))
 
 
 def parts(name: str) -> list[str]:

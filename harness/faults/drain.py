@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.faults import register
+from harness.faults import AT_INJECT, NOT_TERMINAL, register
 from harness.faults.disconnect import saw_disconnect
 
 
@@ -30,13 +30,16 @@ def _noop(fx: Any) -> None:
     return None
 
 
-for _name, _doc in (
-    ("sub_drain", "sub.drain() on the flow's subscription"),
-    ("unsubscribe", "sub.unsubscribe() on the flow's subscription"),
-    ("nc_drain", "nc.drain() on the client's connection"),
-    ("close", "nc.close() on the client's connection"),
+# Each ends the flow's subscription (a terminal event for its pending calls) from inject;
+# the last two also close the client's connection.
+for _name, _doc, _closes in (
+    ("sub_drain", "sub.drain() on the flow's subscription", False),
+    ("unsubscribe", "sub.unsubscribe() on the flow's subscription", False),
+    ("nc_drain", "nc.drain() on the client's connection", True),
+    ("close", "nc.close() on the client's connection", True),
 ):
-    register(f"drain.{_name}", _action(_name), _noop, _action_evidence, _doc)
+    register(f"drain.{_name}", _action(_name), _noop, _action_evidence, _doc,
+             terminal=AT_INJECT, closes_client=_closes, client_action=_name)
 
 
 def _ldm_evidence(fx: Any) -> tuple[bool, str]:
@@ -52,4 +55,7 @@ register(
     lambda fx: fx.env.restart_server(),
     _ldm_evidence,
     "server enters lame-duck mode (asks clients to leave); restarted on heal",
+    # The server's drain, not the client's: the client reconnects to the restarted server
+    # and its subscription lives on, so a pending call ends by its own timeout.
+    terminal=NOT_TERMINAL,
 )

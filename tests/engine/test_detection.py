@@ -91,3 +91,37 @@ def test_loop_check_is_exact_on_a_loaded_machine(runner: Runner) -> None:
         for h in hogs:
             h.kill()
             h.wait(5)
+
+
+LAME_DUCK = """\
+defaults: {hold: 1.5, timeout: 15}
+matrix:
+  - name: server-drain
+    flows: [next.next_msg]
+    faults: [drain.lame_duck, drain.unsubscribe]
+    triggers: [blocked]
+  - name: server-drain-fetch
+    flows: [next.fetch]
+    faults: [drain.lame_duck]
+    triggers: [waiting]
+"""
+
+
+def test_the_servers_drain_is_no_terminal_event_and_a_real_stuck_call_is_still_caught(runner: Runner, tmp_path) -> None:
+    # Lame duck mode is the server's drain: the client reconnects, its subscription lives on,
+    # and the waiting call ends by its own 6 s timeout (once reported as a lost wake-up because
+    # the runner took every drain.* fault for a terminal event). The client's own unsubscribe
+    # is one, and a call it leaves pending is still caught (KI-004).
+    from harness.scenario import load_file
+
+    p = tmp_path / "lame_duck.yaml"
+    p.write_text(LAME_DUCK)
+    got = {sc.id: runner.run(sc) for sc in load_file(p)}
+    for sid in ("next.next_msg[drain.lame_duck@blocked]", "next.fetch[drain.lame_duck@waiting]"):
+        rec = got[sid]
+        assert rec.verdict == "passed", f"{sid}: {rec.reason} {[f.summary for f in rec.findings]}"
+        assert any(e["what"] == "evidence" and e["ok"] for e in rec.events), rec.events
+    stuck = got["next.next_msg[drain.unsubscribe@blocked]"]
+    assert stuck.verdict == "failed" and any(
+        f.check == "iterators" and "not resolved after the terminal event" in f.summary for f in stuck.findings
+    ), (stuck.reason, [f.summary for f in stuck.findings])
