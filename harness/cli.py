@@ -50,7 +50,7 @@ Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], No
 COMMANDS: dict[str, Registrar] = {}
 # Modules that register more subcommands when imported; loaded by build_parser() so that
 # `import harness.cli` stays light and free of import cycles.
-COMMAND_MODULES: tuple[str, ...] = ("harness.cli_scenarios",)  # `run`, `list`
+COMMAND_MODULES: tuple[str, ...] = ("harness.cli_scenarios", "harness.cli_reports")  # run, list; report, diff, gate
 
 
 def command(name: str) -> Callable[[Registrar], Registrar]:

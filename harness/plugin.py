@@ -23,9 +23,11 @@ import pytest
 import harness
 from harness.env import BACKENDS, make_environment
 from harness.errors import HarnessError
+from harness.journal import JournalWriter
 from harness.scenario import Scenario, ScenarioError, load_file, resolve_seed
 
 RECORD_KEY = "nats_chaos_record"
+VERSIONS_KEY = "nats_chaos_versions"  # a worker's environment versions, for the controller's header
 INVALID_ENV = "Invalid chaos environment {value!r} from {source}: expected one of " + ", ".join(BACKENDS)
 
 
@@ -84,6 +86,10 @@ class ChaosSession:
         self.records: list[dict[str, Any]] = []
         self.env_error: HarnessError | None = None
         self.versions: dict[str, str] = {}
+        self.started = datetime.datetime.now().isoformat(timespec="seconds")
+        # The controller appends each record to journal.jsonl as its report arrives (under
+        # xdist the workers' reports come here too), so a killed run keeps what it finished.
+        self.writer: JournalWriter | None = None if winput else JournalWriter(self.reports / self.run_id)
 
     def get_runner(self) -> Any:
         if self.env_error is not None:
@@ -117,8 +123,22 @@ class ChaosSession:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Collect records (from this process or, under xdist, from the workers' reports)."""
         for k, v in report.user_properties:
+            if k == VERSIONS_KEY and not self.versions:
+                self.versions = json.loads(v)
+        for k, v in report.user_properties:
             if k == RECORD_KEY:
-                self.records.append(json.loads(v))
+                rec = json.loads(v)
+                self.records.append(rec)
+                self.journal_record(rec)
+
+    def journal_record(self, rec: dict[str, Any]) -> None:
+        if self.writer is None:
+            return
+        if not self.writer.has_header:
+            h = self.header()
+            h["started"] = self.started
+            self.writer.header(h)
+        self.writer.record(rec)
 
     def header(self) -> dict[str, Any]:
         from harness.runner import CLIENT_OPTIONS, Settings
@@ -269,19 +289,26 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
             }
         if rec is not None:
             rep.user_properties.append((RECORD_KEY, json.dumps(rec, default=str)))
+            cs = item.config.stash[_KEY]
+            if cs.versions:
+                rep.user_properties.append((VERSIONS_KEY, json.dumps(cs.versions)))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     cs = session.config.stash[_KEY]
     cs.stop()
-    if hasattr(session.config, "workerinput") or not cs.records:
+    if hasattr(session.config, "workerinput") or not cs.records or cs.writer is None:
         return
-    from harness.report import write_run
+    from harness.journal import read_journal
+    from harness.report import write_outputs
 
-    path = write_run(cs.reports / cs.run_id, cs.header(), cs.records)
-    session.config.stash[_JOURNAL] = path
     if any(r["verdict"] == "error" for r in cs.records):
         session.exitstatus = 2
+    cs.writer.end(int(session.exitstatus))
+    cs.writer.close()
+    # Every output is built from the journal as written: `harness report` rebuilds the same.
+    path = write_outputs(read_journal(cs.writer.path), step_summary=True, update_latest=True)
+    session.config.stash[_JOURNAL] = path
 
 
 _JOURNAL = pytest.StashKey[Path]()

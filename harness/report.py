@@ -1,56 +1,81 @@
-"""Reports: a JSON journal per run, a Markdown summary, and a self-contained HTML page.
+"""Reports: every output of a run, built from its journal.
 
-`reports/<run-id>/journal.json` holds a header (seed, versions, backend, settings) and
-one record per scenario; `reports/latest` points at the newest run.
+`write_outputs(journal)` writes, next to the journal: `journal.json` (the whole run in one
+document), `summary.md` (also appended to `$GITHUB_STEP_SUMMARY` when asked),
+`report.html`, and `junit.xml` when pytest did not write one (a killed run). The plugin
+calls it at the end of a run and `harness report` calls it on any journal, so the two
+always build the same thing.
 """
 
 from __future__ import annotations
 
-import html
-import json
 import os
-from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
+from xml.sax.saxutils import escape, quoteattr
+
+from harness.journal import Journal, point_latest, write_document
+from harness.report_html import render as render_html
 
 SYMBOL = {"passed": "PASS", "failed": "FAIL", "inconclusive": "INCONCLUSIVE", "error": "ERROR"}
+OUTPUTS = ("journal.json", "summary.md", "report.html", "junit.xml")
 
 
-def write_run(run_dir: Path, header: dict[str, Any], records: list[dict[str, Any]]) -> Path:
-    """Write journal.json, summary.md and report.html into `run_dir`; point `latest` at it."""
+def write_outputs(journal: Journal, *, run_dir: Path | None = None, step_summary: bool = False,
+                  update_latest: bool = False, junit: str = "if-missing") -> Path:
+    """Write every output of the run into `run_dir` (default: the journal's); return journal.json.
+
+    `junit`: "if-missing" keeps the richer file pytest wrote; "always" rewrites it.
+    """
+    run_dir = run_dir or journal.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
-    records = sorted(records, key=lambda r: r["id"])
-    journal = {"header": header, "counts": dict(Counter(r["verdict"] for r in records)), "records": records}
-    (run_dir / "journal.json").write_text(json.dumps(journal, indent=2, default=str))
-    (run_dir / "summary.md").write_text(markdown_summary(header, records))
-    (run_dir / "report.html").write_text(html_page(header, records))
-    latest = run_dir.parent / "latest"
-    try:
-        if latest.is_symlink() or latest.exists():
-            latest.unlink()
-        latest.symlink_to(run_dir.name)
-    except OSError:
-        pass
+    out = write_document(journal, run_dir)
+    md = markdown_summary(journal)
+    (run_dir / "summary.md").write_text(md)
+    (run_dir / "report.html").write_text(render_html(journal))
+    if junit == "always" or not (run_dir / "junit.xml").exists():
+        (run_dir / "junit.xml").write_text(junit_xml(journal))
+    if update_latest:
+        point_latest(run_dir)
     summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary_file:
+    if step_summary and summary_file:
         with open(summary_file, "a") as f:
-            f.write(markdown_summary(header, records))
-    return run_dir / "journal.json"
+            f.write(md)
+    return out
 
 
-def markdown_summary(header: dict[str, Any], records: list[dict[str, Any]]) -> str:
-    counts = Counter(r["verdict"] for r in records)
+def target_line(header: Mapping[str, Any]) -> str:
+    """The system under test in one line (the target of issue 8's header, else the versions)."""
+    t = header.get("target")
+    if isinstance(t, Mapping):
+        c, s = t.get("client", {}), t.get("server", {})
+        client = f"{c.get('impl', '?')} {c.get('version', '?')}" + (f" ({c['source']})" if c.get("source") else "")
+        server = f"nats-server {s.get('version', '?')}" + (f" ({s['source']})" if s.get("source") else "")
+        return f"{client} · {server}"
+    return f"nats-py {header.get('nats_py', '?')} · nats-server {header.get('nats_server', '?')}"
+
+
+def markdown_summary(journal: Journal) -> str:
+    header = journal.header
+    records = sorted(journal.records, key=lambda r: r["id"])
+    counts = journal.counts()
     lines = [
         f"# nats-chaos run {header.get('run_id', '')}",
         "",
-        f"seed `{header.get('seed')}` · backend `{header.get('backend')}` · nats-py `{header.get('nats_py')}` · "
-        f"nats-server `{header.get('nats_server')}` · toxiproxy `{header.get('toxiproxy')}`",
+        f"{target_line(header)} · seed `{header.get('seed')}` · backend `{header.get('backend')}` · "
+        f"toxiproxy `{header.get('toxiproxy')}`",
         "",
         " · ".join(f"{v}: {counts.get(v, 0)}" for v in ("passed", "failed", "inconclusive", "error")),
         "",
-        "| scenario | verdict | findings | wall s | overhead s |",
-        "|---|---|---|---|---|",
     ]
+    if not journal.complete:
+        lines += [f"**Partial run**: the journal has no end line (killed or still running); "
+                  f"{len(records)} finished scenario(s) recorded.", ""]
+    for ev in journal.infra:
+        lines += [f"- infrastructure: {ev.get('summary', ev)}"]
+    if journal.infra:
+        lines.append("")
+    lines += ["| scenario | verdict | findings | wall s | overhead s |", "|---|---|---|---|---|"]
     for r in records:
         first = r["findings"][0]["summary"] if r["findings"] else r.get("reason", "")
         more = f" (+{len(r['findings']) - 1})" if len(r["findings"]) > 1 else ""
@@ -64,34 +89,21 @@ def markdown_summary(header: dict[str, Any], records: list[dict[str, Any]]) -> s
     return "\n".join(lines) + "\n"
 
 
-def html_page(header: dict[str, Any], records: list[dict[str, Any]]) -> str:
-    e = html.escape
-    parts = [
-        "<!doctype html><meta charset=utf-8><title>nats-chaos report</title><style>"
-        "body{font:14px system-ui,sans-serif;margin:2em}details{margin:.4em 0}"
-        ".passed{color:#176f2c}.failed{color:#b00020}.inconclusive{color:#a15c00}.error{color:#6a1b9a}"
-        "pre{background:#f5f5f5;padding:.5em;overflow:auto;font-size:12px}"
-        ".tl{position:relative;height:22px;background:#eef;margin:.3em 0}.tl span{position:absolute;top:0;width:2px;height:22px}"
-        "</style>",
-        f"<h1>nats-chaos run {e(str(header.get('run_id', '')))}</h1>",
-        f"<p>{e(json.dumps({k: v for k, v in header.items() if k != 'settings'}))}</p>",
-    ]
+def junit_xml(journal: Journal) -> str:
+    """A JUnit file from the records (for a killed run, whose pytest never wrote one)."""
+    records = sorted(journal.records, key=lambda r: r["id"])
+    c = journal.counts()
+    total = sum(r["timings"]["wall"] for r in records)
+    out = ['<?xml version="1.0" encoding="utf-8"?>',
+           f'<testsuites><testsuite name="nats-chaos" tests="{len(records)}" failures="{c["failed"] + c["inconclusive"]}" '
+           f'errors="{c["error"]}" time="{total:.3f}">']
     for r in records:
-        wall = max(r["timings"]["wall"], 1e-3)
-        marks = "".join(
-            f'<span title="{e(ev["source"] + ": " + ev["what"])} @ {ev["t"]:.3f}s" '
-            f'style="left:{min(ev["t"] / wall, 1) * 100:.1f}%;background:{"#b00020" if "fault" in ev["what"] else "#336"}"></span>'
-            for ev in r["events"]
-        )
-        findings = "".join(
-            f"<li><b>{e(f['check'])}</b>: {e(f['summary'])}<pre>{e(f['evidence'])}</pre></li>" for f in r["findings"]
-        )
-        events = "\n".join(f"{ev['t']:8.3f}s {ev['source']:6s} {ev['what']} {e(json.dumps({k: v for k, v in ev.items() if k not in ('t', 'source', 'what')}))}" for ev in r["events"])
-        parts.append(
-            f"<details{' open' if r['verdict'] != 'passed' else ''}><summary class={r['verdict']}>"
-            f"<b>{SYMBOL[r['verdict']]}</b> {e(r['id'])} — {e(r.get('reason', ''))} ({r['timings']['wall']:.2f}s)</summary>"
-            f"<div class=tl>{marks}</div><ul>{findings}</ul>"
-            + (f"<p>Replay: <code>{e(r['replay'])}</code></p>" if r.get("replay") else "")
-            + f"<pre>{events}</pre></details>"
-        )
-    return "\n".join(parts)
+        out.append(f'<testcase classname="nats-chaos" name={quoteattr(r["id"])} time="{r["timings"]["wall"]:.3f}">')
+        text = "\n".join(f"[{f['check']}] {f['summary']}\n{f['evidence']}" for f in r["findings"])
+        if r["verdict"] in ("failed", "inconclusive"):
+            out.append(f'<failure message={quoteattr(r["verdict"] + ": " + r.get("reason", ""))}>{escape(text)}</failure>')
+        elif r["verdict"] == "error":
+            out.append(f'<error message={quoteattr(r.get("reason", ""))}>{escape(text)}</error>')
+        out.append("</testcase>")
+    out.append("</testsuite></testsuites>")
+    return "\n".join(out) + "\n"
