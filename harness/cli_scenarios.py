@@ -45,6 +45,7 @@ def _register_run(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") ->
     p.add_argument("--lf", action="store_true", help="rerun only the scenarios that did not pass last time")
     p.add_argument("-v", "--verbose", action="count", default=0)
     p.add_argument("--reports", default=None, help="reports directory (default reports/)")
+    p.add_argument("--run-id", default=None, help="name of the run directory (default: <date>-<time>-<seed>)")
     p.set_defaults(func=cmd_run)
 
 
@@ -58,7 +59,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     # Absolute, so the journal and junit.xml land together whatever pytest picks as rootdir.
     reports = Path(args.reports or os.environ.get("NATS_CHAOS_REPORTS") or "reports").resolve()
-    run_id = datetime.datetime.now().strftime("%Y%m%d-%H%M%S") + f"-{seed}"
+    run_id = args.run_id or datetime.datetime.now().strftime("%Y%m%d-%H%M%S") + f"-{seed}"
     os.environ["NATS_CHAOS_RUN_ID"] = run_id
     argv = [*(args.paths or DEFAULT_PATHS), f"--chaos-seed={seed}", "-p", "no:randomly", "-rfE"]
     argv += [f"--chaos-reports={reports}", f"--junitxml={reports / run_id / 'junit.xml'}"]

@@ -288,6 +288,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
                 "replay": item.replay_command(),
             }
         if rec is not None:
+            rec.setdefault("node", item.replay_target())  # what `harness gate` reruns
             rep.user_properties.append((RECORD_KEY, json.dumps(rec, default=str)))
             cs = item.config.stash[_KEY]
             if cs.versions:

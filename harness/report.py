@@ -11,28 +11,32 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 from xml.sax.saxutils import escape, quoteattr
 
 from harness.journal import Journal, point_latest, write_document
 from harness.report_html import render as render_html
+
+if TYPE_CHECKING:
+    from harness.gate import GateResult
 
 SYMBOL = {"passed": "PASS", "failed": "FAIL", "inconclusive": "INCONCLUSIVE", "error": "ERROR"}
 OUTPUTS = ("journal.json", "summary.md", "report.html", "junit.xml")
 
 
 def write_outputs(journal: Journal, *, run_dir: Path | None = None, step_summary: bool = False,
-                  update_latest: bool = False, junit: str = "if-missing") -> Path:
+                  update_latest: bool = False, junit: str = "if-missing", gate: GateResult | None = None) -> Path:
     """Write every output of the run into `run_dir` (default: the journal's); return journal.json.
 
     `junit`: "if-missing" keeps the richer file pytest wrote; "always" rewrites it.
+    `gate`: the known-issue verdicts (known/new/flaky) shown beside each scenario.
     """
     run_dir = run_dir or journal.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     out = write_document(journal, run_dir)
-    md = markdown_summary(journal)
+    md = markdown_summary(journal, gate)
     (run_dir / "summary.md").write_text(md)
-    (run_dir / "report.html").write_text(render_html(journal))
+    (run_dir / "report.html").write_text(render_html(journal, gate))
     if junit == "always" or not (run_dir / "junit.xml").exists():
         (run_dir / "junit.xml").write_text(junit_xml(journal))
     if update_latest:
@@ -55,7 +59,7 @@ def target_line(header: Mapping[str, Any]) -> str:
     return f"nats-py {header.get('nats_py', '?')} · nats-server {header.get('nats_server', '?')}"
 
 
-def markdown_summary(journal: Journal) -> str:
+def markdown_summary(journal: Journal, gate: GateResult | None = None) -> str:
     header = journal.header
     records = sorted(journal.records, key=lambda r: r["id"])
     counts = journal.counts()
@@ -75,12 +79,15 @@ def markdown_summary(journal: Journal) -> str:
         lines += [f"- infrastructure: {ev.get('summary', ev)}"]
     if journal.infra:
         lines.append("")
-    lines += ["| scenario | verdict | findings | wall s | overhead s |", "|---|---|---|---|---|"]
+    decisions = gate.by_id() if gate is not None else {}
+    lines += ["| scenario | verdict | known issue | findings | wall s | overhead s |", "|---|---|---|---|---|---|"]
     for r in records:
         first = r["findings"][0]["summary"] if r["findings"] else r.get("reason", "")
         more = f" (+{len(r['findings']) - 1})" if len(r["findings"]) > 1 else ""
+        d = decisions.get(r["id"])
+        known = "" if d is None or d.status == "passed" else f"{d.status} {' '.join(d.issues)}".strip()
         lines.append(
-            f"| `{r['id']}` | {SYMBOL[r['verdict']]} | {first.replace('|', '/')}{more} | "
+            f"| `{r['id']}` | {SYMBOL[r['verdict']]} | {known} | {first.replace('|', '/')}{more} | "
             f"{r['timings']['wall']:.2f} | {r['timings']['overhead']:.3f} |"
         )
     replays = [r for r in records if r.get("replay")]

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import html
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.journal import Journal
+
+if TYPE_CHECKING:
+    from harness.gate import GateResult
 
 SYMBOL = {"passed": "PASS", "failed": "FAIL", "inconclusive": "INCONCLUSIVE", "error": "ERROR"}
 
 
-def render(journal: Journal) -> str:
+def render(journal: Journal, gate: GateResult | None = None) -> str:
     """The page for one run."""
     return html_page(dict(journal.header), sorted(journal.records, key=lambda r: r["id"]))
 
