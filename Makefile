@@ -5,7 +5,7 @@ HARNESS := .venv/bin/harness
 ENV     ?= local
 ARGS    ?=
 
-.PHONY: setup chaos test bench env-up clean
+.PHONY: setup chaos gate test bench env-up clean
 
 setup:
 	@bash scripts/setup.sh
@@ -14,6 +14,11 @@ setup:
 chaos: setup
 	@$(HARNESS) run --env $(ENV) $(ARGS) || { s=$$?; \
 	  echo "harness run exited $$s (0 clean, 1 findings, 2 usage or environment error)"; exit $$s; }
+
+# The pre-release gate: run, rerun what did not pass, judge against known_issues/known_issues.yaml.
+gate: setup
+	@$(HARNESS) gate --env $(ENV) $(ARGS) || { s=$$?; \
+	  echo "harness gate exited $$s (0 every finding known, 1 new/stale/flaky/inconclusive, 2 usage or environment error)"; exit $$s; }
 
 test: setup
 	$(PY) -m pytest tests $(ARGS)

@@ -90,7 +90,9 @@ def decide_scenario(sid: str, attempts: Sequence[Mapping[str, Any]], applicable:
     verdicts = tuple(r["verdict"] for r in attempts)
     checks: list[str] = []
     for r in attempts:
-        checks += [c for c in _checks(r) if c not in checks]
+        for c in _checks(r):
+            if c not in checks:
+                checks.append(c)
     issues: list[str] = []
     unexplained: list[str] = []
     for c in checks:

@@ -39,11 +39,11 @@ FETCH = "next.fetch[drain.unsubscribe@waiting]"
 
 
 def test_every_finding_known_passes() -> None:
-    first = journal(PY216, rec(GET, "failed", "tasks", "consumers"), rec(FETCH, "failed", "iterators"), rec("a[none]"))
+    first = journal(PY216, rec(GET, "failed", "tasks", "tasks", "consumers"), rec(FETCH, "failed", "iterators"), rec("a[none]"))
     again = journal(PY216, rec(GET, "failed", "tasks"), rec(FETCH, "failed", "iterators"))
     r = decide([first, again], KNOWN)
     assert {d.id: d.status for d in r.scenarios} == {GET: "known", FETCH: "known", "a[none]": "passed"}
-    assert r.by_id()[GET].issues == ("KI-001",)
+    assert r.by_id()[GET].issues == ("KI-001",) and r.by_id()[GET].checks == ("tasks", "consumers")
     assert [i.status for i in r.issues] == ["reproduced", "reproduced"]
     assert r.passed and r.exit_status() == 0
 
