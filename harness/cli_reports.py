@@ -155,3 +155,33 @@ def write_gate_outputs(first: Journal, reruns: tuple[Journal, ...], result: Gate
            "issues": [dataclasses.asdict(i) for i in result.issues]}
     (run_dir / "gate.json").write_text(json.dumps(doc, indent=2))
     write_outputs(first, run_dir=run_dir, gate=result)
+
+
+@command("diff")
+def _register_diff(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    p = sub.add_parser("diff", help="compare two runs: new failures, changed findings, fixed (exit 1 if worse)")
+    p.add_argument("old", metavar="OLD", help="the baseline run (directory or journal)")
+    p.add_argument("new", metavar="NEW", help="the run to judge (directory or journal)")
+    p.add_argument("--out", metavar="FILE", help="also write the comparison (Markdown) here")
+    p.set_defaults(func=cmd_diff)
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    import os
+
+    from harness.diff import diff, markdown
+
+    old, new = read_journal(args.old), read_journal(args.new)
+    d = diff(old, new)
+    md = markdown(d, old_name=f"OLD ({old.header.get('run_id', args.old)})", new_name=f"NEW ({new.header.get('run_id', args.new)})")
+    for j, name in ((old, "OLD"), (new, "NEW")):
+        if not j.complete:
+            md += f"\nNote: {name} is a partial run ({len(j.records)} scenarios recorded).\n"
+    print(md, end="")
+    if args.out:
+        Path(args.out).write_text(md)
+    summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary_file:
+        with open(summary_file, "a") as f:
+            f.write(md)
+    return d.exit_status()
