@@ -46,6 +46,8 @@ def _register_run(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") ->
     p.add_argument("-v", "--verbose", action="count", default=0)
     p.add_argument("--reports", default=None, help="reports directory (default reports/)")
     p.add_argument("--run-id", default=None, help="name of the run directory (default: <date>-<time>-<seed>)")
+    p.add_argument("--known-issues", default=None, metavar="FILE",
+                   help="known issues marking findings known/new in the report (default: known_issues/known_issues.yaml if present)")
     p.set_defaults(func=cmd_run)
 
 
@@ -71,6 +73,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         argv.append(f"--chaos-env={args.env}")
     for m in args.flows:
         argv.append(f"--chaos-flows={m}")
+    if args.known_issues:
+        argv.append(f"--chaos-known-issues={args.known_issues}")
     if args.exitfirst:
         argv.append("-x")
     if args.lf:

@@ -61,6 +61,7 @@ class GateResult:
     scenarios: tuple[ScenarioDecision, ...]
     issues: tuple[IssueDecision, ...]
     attempts: int  # journals considered (1 + reruns)
+    known: KnownIssues = EMPTY  # the file judged against (titles, links, repros for the reports)
 
     def with_status(self, *statuses: str) -> tuple[ScenarioDecision, ...]:
         return tuple(d for d in self.scenarios if d.status in statuses)
@@ -157,7 +158,8 @@ def decide(journals: Sequence[Journal], known: KnownIssues = EMPTY) -> GateResul
             attempts[r["id"]].append(r)
     decisions = {sid: decide_scenario(sid, rs, applicable) for sid, rs in sorted(attempts.items())}
     issues = tuple(decide_issue(ki, target, decisions, attempts) for ki in known.issues)
-    return GateResult(target=target, scenarios=tuple(decisions.values()), issues=issues, attempts=len(journals))
+    return GateResult(target=target, scenarios=tuple(decisions.values()), issues=issues, attempts=len(journals),
+                      known=known)
 
 
 def to_rerun(journal: Journal) -> tuple[Mapping[str, Any], ...]:

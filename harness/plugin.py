@@ -37,6 +37,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--chaos-seed", default=None, help="run seed (each scenario derives its own); random if unset")
     g.addoption("--chaos-reports", default=None, help="directory for run reports (default: reports/)")
     g.addoption("--chaos-flows", action="append", default=[], help="module with user flows to register (repeatable)")
+    g.addoption("--chaos-known-issues", default=None,
+                help="known issues for the report's known/new marks (default: known_issues/known_issues.yaml if present)")
     parser.addini("chaos_env", "environment backend", default="local")
     parser.addini("chaos_reports", "directory for run reports", default="reports")
 
@@ -90,6 +92,8 @@ class ChaosSession:
         # The controller appends each record to journal.jsonl as its report arrives (under
         # xdist the workers' reports come here too), so a killed run keeps what it finished.
         self.writer: JournalWriter | None = None if winput else JournalWriter(self.reports / self.run_id)
+        # Validated before anything runs (a malformed file is a usage error), used by the report.
+        self.known = None if winput else _load_known(config)
 
     def get_runner(self) -> Any:
         if self.env_error is not None:
@@ -161,6 +165,19 @@ class ChaosSession:
 
 
 _KEY = pytest.StashKey[ChaosSession]()
+
+
+def _load_known(config: pytest.Config) -> Any:
+    from harness.known_issues import DEFAULT_PATH, EMPTY, KnownIssueError, load_known_issues
+
+    given = config.getoption("chaos_known_issues")
+    path = Path(config.invocation_params.dir, given or DEFAULT_PATH)
+    if given is None and not path.exists():
+        return EMPTY
+    try:
+        return load_known_issues(path)
+    except KnownIssueError as e:
+        raise pytest.UsageError(str(e)) from None
 
 
 def _term_to_interrupt(signum: int, frame: Any) -> None:
@@ -308,7 +325,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     cs.writer.end(int(session.exitstatus))
     cs.writer.close()
     # Every output is built from the journal as written: `harness report` rebuilds the same.
-    path = write_outputs(read_journal(cs.writer.path), step_summary=True, update_latest=True)
+    from harness.gate import decide
+
+    journal = read_journal(cs.writer.path)
+    path = write_outputs(journal, step_summary=True, update_latest=True, gate=decide([journal], cs.known))
     session.config.stash[_JOURNAL] = path
 
 

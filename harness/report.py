@@ -36,7 +36,7 @@ def write_outputs(journal: Journal, *, run_dir: Path | None = None, step_summary
     out = write_document(journal, run_dir)
     md = markdown_summary(journal, gate)
     (run_dir / "summary.md").write_text(md)
-    (run_dir / "report.html").write_text(render_html(journal, gate))
+    (run_dir / "report.html").write_text(render_html(journal, gate, out_dir=run_dir))
     if junit == "always" or not (run_dir / "junit.xml").exists():
         (run_dir / "junit.xml").write_text(junit_xml(journal))
     if update_latest:

@@ -269,6 +269,8 @@ class Runner:
                 terminal_at = terminal_at or finish_at
                 rc.event("finish: flow's terminal action did not return", error=e.summary)
         limit = deadline if terminal_at is None else min(deadline, terminal_at + st.stuck_after)
+        if terminal_at is not None:  # on the timeline at the moment it happened (the report draws it)
+            rc.timeline.append({"t": round(terminal_at - rc.t0, 4), "source": "runner", "what": "terminal event"})
         outcome = agent.wait_event(lambda e: e.get("ev") == "outcome", max(limit - time.monotonic(), 0))
         rc.outcome = outcome
         rc.inherent += time.monotonic() - t

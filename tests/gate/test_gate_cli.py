@@ -80,3 +80,19 @@ def test_gate_on_reference_scenarios_with_the_project_known_issues(tmp_path: Pat
     assert r.returncode == 0, r.stdout + r.stderr
     assert "`next.fetch[drain.unsubscribe@waiting]`: KI-004 (iterators)" in r.stdout
     assert "KI-001 not exercised: no scenario it names ran" in r.stdout
+
+
+def test_harness_run_marks_known_and_new_and_refuses_a_malformed_file_before_starting(tmp_path: Path) -> None:
+    project(tmp_path, LEAK_KNOWN)
+    r = subprocess.run([str(HARNESS), "run", "--seed", "2"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                       stdin=subprocess.DEVNULL)
+    assert r.returncode == 1, r.stdout + r.stderr
+    summary = (tmp_path / "reports/latest/summary.md").read_text()
+    assert "| `selftest.leak_task[none]` | FAIL | known KI-900 |" in summary
+    (tmp_path / "known_issues/known_issues.yaml").write_text(LEAK_KNOWN.replace("client:", "clent:"))
+    root = tmp_path / "runs"
+    bad = subprocess.run([str(HARNESS), "run"], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                         stdin=subprocess.DEVNULL, env={**os.environ, "NATS_CHAOS_RUN_ROOT": str(root)})
+    assert bad.returncode == 2
+    assert "known_issues/known_issues.yaml: entry KI-900: field 'clent': unknown field" in bad.stderr, bad.stderr
+    assert not root.exists()
