@@ -14,6 +14,7 @@ import datetime
 import json
 import os
 import signal
+import sys
 import threading
 from pathlib import Path
 from typing import Any, Iterator
@@ -24,6 +25,7 @@ import harness
 from harness.env import BACKENDS, make_environment
 from harness.errors import HarnessError
 from harness.journal import JournalWriter
+from harness.progress import Progress
 from harness.scenario import Scenario, ScenarioError, load_file, resolve_seed
 
 RECORD_KEY = "nats_chaos_record"
@@ -94,6 +96,56 @@ class ChaosSession:
         self.writer: JournalWriter | None = None if winput else JournalWriter(self.reports / self.run_id)
         # Validated before anything runs (a malformed file is a usage error), used by the report.
         self.known = None if winput else _load_known(config)
+        self.progress: Progress | None = None
+        self.live = False  # a live progress line on a terminal; plain lines otherwise
+        self._tick_stop = threading.Event()
+        self._tick_lock = threading.Lock()
+        self._ticker: threading.Thread | None = None
+
+    def start_progress(self, total: int) -> None:
+        if self.writer is not None and self.progress is None and self.config.get_verbosity() <= 0:
+            self.progress = Progress(total)
+            self.live = sys.stdout.isatty()
+            if self.live:  # elapsed and the estimate move between scenarios too (some take 20 s)
+                self._ticker = threading.Thread(target=self._tick, name="nats-chaos-progress", daemon=True)
+                self._ticker.start()
+
+    def _tick(self) -> None:
+        while not self._tick_stop.wait(1.0):
+            self._rewrite()
+
+    def _rewrite(self) -> None:
+        tr = self.config.pluginmanager.get_plugin("terminalreporter")
+        with self._tick_lock:
+            if self.progress is not None and tr is not None:
+                tr.rewrite(self.progress.live_line(), erase=True)
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.start_progress(sum(isinstance(i, ScenarioItem) for i in session.items))
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        self.start_progress(len(ids))
+
+    def show_progress(self, rec: dict[str, Any]) -> None:
+        tr = self.config.pluginmanager.get_plugin("terminalreporter")
+        if self.progress is None or tr is None:
+            return
+        self.progress.finished(rec)
+        if self.live:
+            self._rewrite()
+        else:
+            tr.write_line(self.progress.plain_line(rec))
+
+    def end_progress(self) -> None:
+        self._tick_stop.set()
+        if self._ticker is not None:
+            self._ticker.join(2)
+        tr = self.config.pluginmanager.get_plugin("terminalreporter")
+        with self._tick_lock:
+            if self.live and self.progress is not None and tr is not None:
+                tr.write("\n")
+            self.progress = None
 
     def get_runner(self) -> Any:
         if self.env_error is not None:
@@ -134,6 +186,7 @@ class ChaosSession:
                 rec = json.loads(v)
                 self.records.append(rec)
                 self.journal_record(rec)
+                self.show_progress(rec)
 
     def journal_record(self, rec: dict[str, Any]) -> None:
         if self.writer is None:
@@ -312,8 +365,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
                 rep.user_properties.append((VERSIONS_KEY, json.dumps(cs.versions)))
 
 
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> tuple[str, str, str] | None:
+    """No dot per scenario where the plugin shows its own progress (the lines carry more)."""
+    cs = config.stash.get(_KEY, None)
+    if cs is not None and cs.progress is not None and report.when == "call" and any(
+            k == RECORD_KEY for k, _ in report.user_properties):
+        return report.outcome, "", ""
+    return None
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     cs = session.config.stash[_KEY]
+    cs.end_progress()
     cs.stop()
     if hasattr(session.config, "workerinput") or not cs.records or cs.writer is None:
         return
