@@ -109,6 +109,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             print(f"  {name:28s} {f.doc}")
         print("triggers:\n  " + ", ".join(sorted(triggers.TRIGGERS)))
         print("checks:")
-        for name, doc in checks.CHECKS.items():
-            print(f"  {name:14s} {doc}")
+        for name, c in checks.CHECKS.items():
+            phases = ", ".join(dict.fromkeys(s.phase for s in c.steps))
+            print(f"  {name:14s} {c.doc} [{phases}; reads {', '.join(sorted(c.needs))}]")
     return EXIT_CLEAN

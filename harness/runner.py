@@ -16,15 +16,9 @@ from typing import Any, Callable
 from harness import faults, triggers
 from harness.agent.runner_side import AgentError, AgentPool, AgentProcess
 from harness.agent.snapshot import Snapshot
-from harness.checks import Finding, settle
-from harness.checks.consumers import find_leftover_consumers, find_unreaped
-from harness.checks.iterators import find_stuck_calls
-from harness.checks.loop import find_blocked_loop
-from harness.checks.recovery import find_unrecovered
-from harness.checks.messages import find_gave_up, find_integrity, find_unconfirmed_acks
-from harness.checks.resources import find_connection_left, find_leftover_fds
-from harness.checks.subscriptions import find_leftover_subscriptions
-from harness.checks.tasks import find_leaked_tasks
+from harness import checks
+from harness.checks import AFTER_CLOSE, AFTER_FLOW, Baseline, Finding, ProbeFailed, settle
+from harness.checks.iterators import FlowEnd
 from harness.env.base import Environment
 from harness.errors import HarnessError
 from harness.flows import FLOWS, FlowSpec, Names
@@ -86,10 +80,16 @@ class Record:
 
 
 class RunContext:
-    """Everything a trigger, fault or check may look at during one scenario."""
+    """Everything a trigger, fault or check may look at during one scenario.
 
-    def __init__(self, env: Environment, observer: Observer, scenario: Scenario, spec: FlowSpec, names: Names) -> None:
+    It is the checks' `Sources` (harness.checks): the baseline, the flow's outcome and end,
+    and bounded reads of the agent and the server.
+    """
+
+    def __init__(self, env: Environment, observer: Observer, scenario: Scenario, spec: FlowSpec, names: Names,
+                 settings: Settings = Settings()) -> None:
         self.env, self.observer, self.scenario, self.spec, self.names = env, observer, scenario, spec, names
+        self.settings = settings
         self.agent: AgentProcess = None  # type: ignore[assignment]
         self.object_stream = stream_for(spec, names)
         self.t0 = time.monotonic()
@@ -102,6 +102,15 @@ class RunContext:
         self.action_thread: threading.Thread | None = None
         self.cid: int | None = None  # the server's id of the client's connection (for /connz)
         self.outcome: dict[str, Any] | None = None  # the flow's outcome event, once it ended
+        self.baseline = Baseline()
+        self.flow_end = FlowEnd(bound=settings.stuck_after)
+        self.faulted = not scenario.is_control
+        fault = faults.resolve(scenario.fault) if self.faulted else None
+        self.client_open = fault is None or not fault.closes_client
+        self.consumer_name = names.consumer
+        self.leak_grace = settings.leak_grace
+        self.recovery_bound = settings.recovery_bound
+        self.consumer_wait = settings.consumer_wait
 
     def event(self, what: str, **kw: Any) -> None:
         self.timeline.append({"t": round(time.monotonic() - self.t0, 4), "source": "runner", "what": what, **kw})
@@ -111,6 +120,55 @@ class RunContext:
         if seconds > 0:
             time.sleep(seconds)
             self.inherent += seconds
+
+    # -- Sources: what check steps read -------------------------------------------------
+    def add_inherent(self, seconds: float) -> None:
+        self.inherent += max(seconds, 0.0)
+
+    def snapshot(self) -> Snapshot:
+        return self.agent.snapshot()
+
+    def fds(self) -> dict[int, str]:
+        return {int(k): v for k, v in self.agent.request("fds", timeout=5)["fds"].items()}
+
+    def probe(self) -> dict[str, Any]:
+        try:
+            return self.agent.request("probe", timeout=3, subject=self.names.echo_subject, bound=1.0)
+        except AgentError as e:
+            raise ProbeFailed(e.summary) from None
+
+    def consumers(self) -> dict[str, dict[str, Any]]:
+        return self.observer.consumers(self.object_stream)
+
+    def connection(self, cid: int) -> dict[str, Any] | None:
+        return self.observer.connection(cid)
+
+    def heartbeat_gaps(self) -> list[dict[str, Any]]:
+        return self.agent.finish_watch()
+
+    def settled(self, probe: Callable[[], list[Finding]], grace: float | None = None) -> list[Finding]:
+        """`settle` within the leak grace; time spent waiting on a leaky case is inherent."""
+        t = time.monotonic()
+        out = settle(probe, t + (self.settings.leak_grace if grace is None else grace))
+        if out:
+            self.inherent += time.monotonic() - t
+        return out
+
+    def stacks(self) -> str:
+        """Every non-agent task's await chain, as evidence ('(no snapshot: ...)' if the agent cannot answer)."""
+        try:
+            snap = self.snapshot()
+        except AgentError as e:
+            return f"(no snapshot: {e.summary})"
+        lines = []
+        for t in snap.tasks:
+            if t.role != "agent" and t.state != "done":
+                lines.append(f"task {t.coro} ({t.state}):\n  " + "\n  ".join(t.stack))
+        return "\n".join(lines)
+
+    def end(self, **kw: Any) -> None:
+        """Record what the runner saw as the flow ended (the iterators check judges it)."""
+        self.flow_end = dataclasses.replace(self.flow_end, **kw)
 
     def received(self) -> bool:
         return self.agent.find_event(lambda e: e.get("ev") == "received") is not None
@@ -163,7 +221,7 @@ class Runner:
         self._n += 1
         names = Names(tag=f"{self._n:03d}{rng.getrandbits(24):06x}")
         spec = FLOWS[sc.flow]
-        rc = RunContext(self.env, self.observer, sc, spec, names)
+        rc = RunContext(self.env, self.observer, sc, spec, names, self.settings)
         findings: list[Finding] = []
         verdict, reason = "passed", ""
         try:
@@ -216,22 +274,23 @@ class Runner:
         fault = faults.resolve(sc.fault)
         trig = triggers.TRIGGERS.get(sc.trigger) if fault else None
         env, obs = self.env, self.observer
+        needs = checks.needed(sc.checks)
 
         env.reset_proxy()
         obs.prepare(rc.spec, rc.names, dict(sc.params))
-        base_consumers = set(obs.consumers(rc.object_stream))
+        base_consumers = frozenset(obs.consumers(rc.object_stream))
         rc.event("prepared", names=rc.names.tag)
         rc.agent = agent = self.pool.get()
         agent.start_watch()
-        fds_before = self._fds(rc) if "resources" in sc.checks else {}
+        fds_before = rc.fds() if "fds" in needs else {}
         # After close nothing of the client may remain, not even what connect started: that
         # phase's baseline is taken before connect; the after-the-flow baseline after it.
-        pre_connect_tasks = {t.id for t in agent.snapshot().tasks}
+        pre_connect_tasks = frozenset(t.id for t in agent.snapshot().tasks)
         agent.request("connect", timeout=10, options={**env.connect_options(), **CLIENT_OPTIONS, **sc.client})
         base = agent.snapshot()
         rc.cid = base.conn.cid
-        base_tasks = {t.id for t in base.tasks}
-        base_sids = {s.sid for s in base.subs}
+        rc.baseline = Baseline(pre_connect_tasks=pre_connect_tasks, tasks=frozenset(t.id for t in base.tasks),
+                               sids=frozenset(s.sid for s in base.subs), consumers=base_consumers, fds=fds_before)
         paced = trig is not None and trig.paced
         if paced:
             env.toxiproxy.add_toxic(env.proxy_name, "bandwidth", name=triggers.PACING, rate=st.pacing_kbps)
@@ -249,10 +308,8 @@ class Runner:
             if paced:
                 self._remove_toxic_if_present(triggers.PACING)
 
-        findings: list[Finding] = []
         # The flow's own terminal event once it has everything (e.g. unsubscribe for an iterator).
         t = time.monotonic()
-        hung_finish = ""
         if self._wait_blocked_after_received(rc, deadline):
             finish_at = time.monotonic()
             try:
@@ -265,7 +322,7 @@ class Runner:
                     raise
                 # The client hangs inside the flow's own terminal action (e.g. unsubscribe):
                 # the client's doing, held to the same bound as any pending call.
-                hung_finish = e.summary
+                rc.end(hung_finish=e.summary)
                 terminal_at = terminal_at or finish_at
                 rc.event("finish: flow's terminal action did not return", error=e.summary)
         limit = deadline if terminal_at is None else min(deadline, terminal_at + st.stuck_after)
@@ -278,71 +335,47 @@ class Runner:
             try:
                 if agent.loop_blocked():
                     raise AgentError("agent did not answer: its event loop is blocked (no heartbeat)")
-                findings += self._stuck(rc, terminal_at)
+                self._stuck(rc, terminal_at)
                 agent.request("cancel_flow", timeout=5)
             except AgentError as e:
                 if not agent.alive() or "did not answer" not in e.summary:
                     raise
-                # The loop itself is blocked: nothing more can be asked of this agent.
+                # The loop itself is blocked: nothing more can be asked of this agent; only the
+                # steps that read the runner's own records run.
                 rc.event("agent unresponsive", error=e.summary)
-                return findings + self._loop_findings(agent) + [
-                    Finding("iterators", f"the flow did not end by its deadline and the agent stopped answering ({e.summary})")
-                ], inconclusive
-        if hung_finish:
-            findings.append(Finding("iterators", f"the flow's terminal action did not return within {st.stuck_after:.1f}s",
-                                    evidence=f"{hung_finish}\n{self._stacks(rc)}"))
+                rc.end(unresponsive=e.summary)
+                return self._checks(rc, AFTER_FLOW, agent_answers=False) + self._checks(rc, AFTER_CLOSE, agent_answers=False), inconclusive
+        if rc.flow_end.hung_finish:
+            rc.end(hung_finish_stacks=rc.stacks())
         if rc.action_thread is not None:
             # The drain itself must end once the fault is healed, like any pending call.
             t = time.monotonic()  # an inherent wait: the stuck bound the drain is held to
             rc.action_thread.join(max((terminal_at or time.monotonic()) + st.stuck_after - time.monotonic(), 0))
             rc.inherent += time.monotonic() - t
             if rc.action_thread.is_alive():
-                findings.append(
-                    Finding("iterators", f"{rc.action_name} did not return within {st.stuck_after:.1f}s of the terminal event",
-                            evidence=self._stacks(rc))
-                )
+                rc.end(unfinished_action=rc.action_name, action_stacks=rc.stacks())
 
-        # -- checks with the connection open --------------------------------------------
-        want = set(sc.checks)
-        if "recovery" in want and fault is not None and not fault.closes_client:
-            findings += self._recovery(rc)
-        if "tasks" in want:
-            findings += self._settled(lambda: find_leaked_tasks(self._snapshot(rc), base_tasks, "after the flow"), rc)
-        if "subscriptions" in want:
-            findings += self._settled(lambda: find_leftover_subscriptions(self._snapshot(rc), base_sids, "after the flow"), rc)
-        if "consumers" in want:  # settled: the server sees the client's UNSUB later than the client returns
-            findings += self._settled(
-                lambda: find_leftover_consumers(obs.consumers(rc.object_stream), base_consumers, True, "after the flow"), rc)
-        if "messages" in want:
-            consumer = obs.consumers(rc.object_stream).get(rc.names.consumer)  # the server's view, as evidence
-            findings += find_integrity(outcome)
-            findings += find_gave_up(outcome, consumer)
-            findings += find_unconfirmed_acks(outcome, consumer)
-
+        findings = self._checks(rc, AFTER_FLOW)  # the connection still open
         # -- close, then nothing of the client may remain ----------------------------------
         self._note_cid(rc)
         try:
             agent.request("close", timeout=6)
             rc.event("client closed")
         except AgentError as e:
-            findings.append(Finding("iterators", f"nc.close() did not complete: {e.summary}", evidence=self._stacks(rc)))
-        if "tasks" in want:
-            findings += self._settled(lambda: find_leaked_tasks(self._snapshot(rc), pre_connect_tasks, "after close"), rc)
-        if "consumers" in want:
-            findings += self._consumers_after_close(rc, base_consumers)
-        if "resources" in want:  # a closed transport releases its socket on the next loop turn
-            findings += self._settled(lambda: find_leftover_fds(fds_before, self._fds(rc), "after close"), rc)
-            if rc.cid is not None:
-                cid = rc.cid
-                findings += self._settled(lambda: find_connection_left(cid, obs.connection(cid), "after close"), rc)
-        if "loop" in want:
-            findings += self._loop_findings(agent)
-        return findings, inconclusive
+            rc.end(close_error=e.summary, close_stacks=rc.stacks())
+        return findings + self._checks(rc, AFTER_CLOSE), inconclusive
+
+    def _checks(self, rc: RunContext, phase: str, agent_answers: bool = True) -> list[Finding]:
+        """Run the selected checks' steps for `phase`, in registration order."""
+        out: list[Finding] = []
+        for s in checks.steps(phase, rc.scenario.checks, agent_answers):
+            out += s.run(rc)
+        return out
 
     def _note_cid(self, rc: RunContext) -> None:
         """The server's id of the client's live connection just before close (None if already closed)."""
         try:
-            cid = self._snapshot(rc).conn.cid
+            cid = rc.snapshot().conn.cid
         except AgentError:
             cid = None
         if cid is not None:
@@ -350,9 +383,6 @@ class Runner:
         elif rc.agent.find_event(lambda e: e.get("ev") == "conn" and e.get("state") == "reconnected"):
             rc.cid = None  # the baseline's connection was replaced; which one is live is unknown
         rc.event("connection before close", cid=rc.cid)
-
-    def _fds(self, rc: RunContext) -> dict[int, str]:
-        return {int(k): v for k, v in rc.agent.request("fds", timeout=5)["fds"].items()}
 
     def _inject_and_heal(self, rc: RunContext, fault: Any, trig: triggers.Trigger, deadline: float) -> tuple[str, float | None]:
         """Wait for the trigger, inject, hold, collect evidence, heal (always, in `finally`).
@@ -398,9 +428,6 @@ class Runner:
         if any(t.name == name for t in tp.toxics(proxy)):
             tp.remove_toxic(proxy, name)
 
-    def _loop_findings(self, agent: AgentProcess) -> list[Finding]:
-        return find_blocked_loop(agent.finish_watch())
-
     # -- helpers ------------------------------------------------------------------------
     def _wait_trigger(self, rc: RunContext, trig: triggers.Trigger, deadline: float) -> bool:
         agent = rc.agent
@@ -434,79 +461,11 @@ class Runner:
             delay = min(delay * 2, 0.05)
         return False
 
-    def _snapshot(self, rc: RunContext) -> Snapshot:
-        return rc.agent.snapshot()
-
-    def _settled(self, probe: Callable[[], list[Finding]], rc: RunContext) -> list[Finding]:
-        """`settle` within the leak grace; time spent waiting on a leaky case is inherent."""
-        t = time.monotonic()
-        out = settle(probe, t + self.settings.leak_grace)
-        if out:
-            rc.inherent += time.monotonic() - t
-        return out
-
-    def _stacks(self, rc: RunContext) -> str:
-        try:
-            snap = self._snapshot(rc)
-        except AgentError as e:
-            return f"(no snapshot: {e.summary})"
-        lines = []
-        for t in snap.tasks:
-            if t.role != "agent" and t.state != "done":
-                lines.append(f"task {t.coro} ({t.state}):\n  " + "\n  ".join(t.stack))
-        return "\n".join(lines)
-
-    def _stuck(self, rc: RunContext, terminal_at: float | None) -> list[Finding]:
-        snap = self._snapshot(rc)
+    def _stuck(self, rc: RunContext, terminal_at: float | None) -> None:
+        """The flow is still pending at its bound: record the evidence for the iterators check."""
+        snap = rc.snapshot()
         busy = rc.agent.cpu_busy()
         rc.inherent += 0.3
         after = "the terminal event" if terminal_at else "the flow's deadline"
-        out = find_stuck_calls(snap, busy, after, fallback_stack=self._stacks(rc))
+        rc.end(stuck=snap, stuck_cpu_busy=busy, stuck_after=after, stuck_stacks=rc.stacks())
         rc.event("stuck", pending=[p.label for p in snap.pending], cpu_busy=busy)
-        return out
-
-    def _recovery(self, rc: RunContext) -> list[Finding]:
-        """After heal, the same connection must serve a round trip and a JetStream call."""
-        t = time.monotonic()
-        deadline = t + self.settings.recovery_bound
-        last = ""
-        delay = 0.05
-        while True:
-            try:
-                r = rc.agent.request("probe", timeout=3, subject=rc.names.echo_subject, bound=1.0)
-                rc.event("recovered", after=round(time.monotonic() - t, 3), rtt=r.get("rtt"))
-                return []
-            except AgentError as e:
-                last = e.summary
-            if time.monotonic() >= deadline:
-                break
-            time.sleep(delay)
-            delay = min(delay * 2, 0.5)
-        rc.inherent += time.monotonic() - t
-        return find_unrecovered(last, self._snapshot(rc).conn, self.settings.recovery_bound)
-
-    def _consumers_after_close(self, rc: RunContext, base: set[str]) -> list[Finding]:
-        obs, st = self.observer, self.settings
-        # Settled: the server drops the closed connection's interest a moment after close returns.
-        found = self._settled(lambda: find_leftover_consumers(obs.consumers(rc.object_stream), base, False, "after close"), rc)
-        if found:
-            return found
-        # Consumers on their way out: wait (bounded) for the server to reap them.
-        left = {n: c for n, c in obs.consumers(rc.object_stream).items() if n not in base}
-        thresholds = [c["inactive_threshold"] or 0 for c in left.values()]
-        if not left or max(thresholds) > st.consumer_wait:
-            if left:
-                rc.event("consumers not waited for", names=sorted(left), thresholds=thresholds)
-            return []
-        t = time.monotonic()
-        end = t + max(thresholds) + 1.5
-        while time.monotonic() < end:
-            now = obs.consumers(rc.object_stream)
-            if not any(n in now for n in left):
-                break
-            time.sleep(0.25)
-        rc.inherent += time.monotonic() - t
-        now = obs.consumers(rc.object_stream)
-        for n in sorted(set(left) - set(now)):
-            rc.event("consumer reaped", name=n)
-        return find_unreaped(left, now)

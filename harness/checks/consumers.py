@@ -7,9 +7,10 @@ requests, or surviving its threshold (or having none). Only the last is a leak.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from harness.checks import Finding
+from harness.checks import AFTER_CLOSE, AFTER_FLOW, Finding, Sources, check, step
 
 
 def classify(c: dict[str, Any], client_open: bool) -> str | None:
@@ -56,3 +57,42 @@ def find_unreaped(left: dict[str, dict[str, Any]], now: dict[str, dict[str, Any]
         for n, c in sorted(left.items())
         if n in now
     ]
+
+
+check("consumers", "consumers the flow or the client created, kept alive after the flow")
+
+
+@step("consumers", AFTER_FLOW, needs=("observer",))
+def after_flow(s: Sources) -> list[Finding]:
+    """Settled: the server sees the client's UNSUB a moment later than the client returns."""
+    base = set(s.baseline.consumers)
+    return s.settled(lambda: find_leftover_consumers(s.consumers(), base, True, AFTER_FLOW))
+
+
+@step("consumers", AFTER_CLOSE, needs=("observer",))
+def after_close(s: Sources) -> list[Finding]:
+    """Kept alive after close, or on their way out but surviving their inactive threshold."""
+    base = set(s.baseline.consumers)
+    # Settled: the server drops the closed connection's interest a moment after close returns.
+    found = s.settled(lambda: find_leftover_consumers(s.consumers(), base, False, AFTER_CLOSE))
+    if found:
+        return found
+    # Consumers on their way out: wait (bounded, inherent) for the server to reap them.
+    left = {n: c for n, c in s.consumers().items() if n not in base}
+    thresholds = [c["inactive_threshold"] or 0 for c in left.values()]
+    if not left or max(thresholds) > s.consumer_wait:
+        if left:
+            s.event("consumers not waited for", names=sorted(left), thresholds=thresholds)
+        return []
+    t = time.monotonic()
+    end = t + max(thresholds) + 1.5
+    while time.monotonic() < end:
+        now = s.consumers()
+        if not any(n in now for n in left):
+            break
+        time.sleep(0.25)
+    s.add_inherent(time.monotonic() - t)
+    now = s.consumers()
+    for n in sorted(set(left) - set(now)):
+        s.event("consumer reaped", name=n)
+    return find_unreaped(left, now)

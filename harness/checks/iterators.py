@@ -8,8 +8,10 @@ stack and whether the agent's CPU was busy (a spin) or idle (a lost wake-up).
 
 from __future__ import annotations
 
+import dataclasses
+
 from harness.agent.snapshot import PendingCall, Snapshot
-from harness.checks import Finding
+from harness.checks import AFTER_CLOSE, AFTER_FLOW, Finding, Sources, check, step
 
 # CPU share of one core above which a stuck call (or a blocked loop) is a spin, not a wait.
 # A hang in a blocking call burns ~0 %; a spin gets a whole core on an idle machine but only
@@ -42,3 +44,75 @@ def find_stuck_calls(snap: Snapshot, cpu_busy: float, after: str, fallback_stack
             )
         )
     return out
+
+
+@dataclasses.dataclass(frozen=True)
+class FlowEnd:
+    """What the runner saw as the flow ended and as the client closed: the iterators check's evidence.
+
+    The runner owns the timing (the terminal event, the stuck bound); it records what it
+    saw here, with the stacks taken at that moment, and the check judges it.
+    """
+
+    stuck: Snapshot | None = None  # the snapshot taken when the flow was still pending at its bound
+    stuck_cpu_busy: float = 0.0
+    stuck_after: str = ""  # "the terminal event" | "the flow's deadline"
+    stuck_stacks: str = ""  # every non-agent task's stack: evidence when a pending call has no task
+    hung_finish: str = ""  # the flow's terminal action did not return: the agent's error
+    hung_finish_stacks: str = ""
+    unfinished_action: str = ""  # a drain that did not return: its name
+    action_stacks: str = ""
+    unresponsive: str = ""  # the agent stopped answering while the flow was pending
+    close_error: str = ""  # nc.close() did not complete
+    close_stacks: str = ""
+    bound: float = 0.0  # the stuck bound the runner applied (stuck_after)
+
+
+def find_hung_finish(end: FlowEnd) -> list[Finding]:
+    """The flow's own terminal action (e.g. unsubscribe) did not return within the bound."""
+    if not end.hung_finish:
+        return []
+    return [Finding("iterators", f"the flow's terminal action did not return within {end.bound:.1f}s",
+                    evidence=f"{end.hung_finish}\n{end.hung_finish_stacks}")]
+
+
+def find_unfinished_action(end: FlowEnd) -> list[Finding]:
+    """A drain fault's call (sub.drain, nc.drain, ...) still running past the bound."""
+    if not end.unfinished_action:
+        return []
+    return [Finding("iterators", f"{end.unfinished_action} did not return within {end.bound:.1f}s of the terminal event",
+                    evidence=end.action_stacks)]
+
+
+def find_unresponsive(end: FlowEnd) -> list[Finding]:
+    """The flow did not end and the agent stopped answering (its loop is blocked)."""
+    if not end.unresponsive:
+        return []
+    return [Finding("iterators", f"the flow did not end by its deadline and the agent stopped answering ({end.unresponsive})")]
+
+
+def find_close_failed(end: FlowEnd) -> list[Finding]:
+    """nc.close() raised or did not return."""
+    if not end.close_error:
+        return []
+    return [Finding("iterators", f"nc.close() did not complete: {end.close_error}", evidence=end.close_stacks)]
+
+
+check("iterators", "pending __anext__/next_msg/fetch calls (and drains, the flow's terminal action, close) "
+                   "that do not resolve after the terminal event")
+
+
+@step("iterators", AFTER_FLOW, needs=("flow_end",))
+def after_flow(s: Sources) -> list[Finding]:
+    """Calls still pending at the bound, a hung terminal action, a drain that did not return."""
+    end: FlowEnd = s.flow_end
+    out: list[Finding] = []
+    if end.stuck is not None:
+        out += find_stuck_calls(end.stuck, end.stuck_cpu_busy, end.stuck_after, fallback_stack=end.stuck_stacks)
+    return out + find_unresponsive(end) + find_hung_finish(end) + find_unfinished_action(end)
+
+
+@step("iterators", AFTER_CLOSE, needs=("flow_end",))
+def after_close(s: Sources) -> list[Finding]:
+    """nc.close() itself must complete."""
+    return find_close_failed(s.flow_end)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.checks import Finding
+from harness.checks import AFTER_CLOSE, Finding, Sources, check, step
 from harness.checks.iterators import is_spin
 
 
@@ -18,3 +18,12 @@ def find_blocked_loop(gaps: list[dict[str, Any]]) -> list[Finding]:
         kind = "spinning" if is_spin(g["cpu_busy"]) else "blocked (idle CPU)"
         out.append(Finding("loop", f"event loop {kind} for {g['duration']:.2f}s (cpu {g['cpu_busy']:.0%})", evidence=g["stacks"]))
     return out
+
+
+check("loop", "the agent's event loop missed its heartbeat (blocked or spinning)")
+
+
+@step("loop", AFTER_CLOSE, needs=("heartbeats",))
+def after_close(s: Sources) -> list[Finding]:
+    """Every gap between the heartbeats the agent emitted during the scenario."""
+    return find_blocked_loop(s.heartbeat_gaps())

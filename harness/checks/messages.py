@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.checks import Finding
+from harness.checks import AFTER_FLOW, Finding, Sources, check, step
 
 
 def find_integrity(outcome: dict[str, Any] | None) -> list[Finding]:
@@ -40,3 +40,13 @@ def find_gave_up(outcome: dict[str, Any] | None, consumer: dict[str, Any] | None
         return []
     server = ", ".join(f"{k}={v}" for k, v in consumer.items()) if consumer else "(no durable consumer to ask)"
     return [Finding("messages", f"the flow {outcome.get('message', 'gave up')}", evidence=f"consumer on the server: {server}")]
+
+
+check("messages", "data handed to the flow is whole, every message arrived, and acks the client confirmed are on the server")
+
+
+@step("messages", AFTER_FLOW, needs=("outcome", "observer"))
+def after_flow(s: Sources) -> list[Finding]:
+    """Judge the flow's outcome against the server's view of its consumer."""
+    consumer = s.consumers().get(s.consumer_name)  # the server's view, as evidence
+    return find_integrity(s.outcome) + find_gave_up(s.outcome, consumer) + find_unconfirmed_acks(s.outcome, consumer)

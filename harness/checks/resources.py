@@ -9,7 +9,7 @@ more is the client's: typically a transport socket a reconnect or a close forgot
 
 from __future__ import annotations
 
-from harness.checks import Finding
+from harness.checks import AFTER_CLOSE, Finding, Sources, check, step
 
 
 def find_leftover_fds(before: dict[int, str], after: dict[int, str], phase: str) -> list[Finding]:
@@ -42,3 +42,17 @@ def find_connection_left(cid: int, record: dict | None, phase: str) -> list[Find
             evidence=", ".join(f"{k}={record[k]}" for k in keep if k in record),
         )
     ]
+
+
+check("resources", "file descriptors left open, and the connection still listed by the server's /connz, after close")
+
+
+@step("resources", AFTER_CLOSE, needs=("fds", "observer"))
+def after_close(s: Sources) -> list[Finding]:
+    """Settled: a closed transport releases its socket on the next loop turn."""
+    before = dict(s.baseline.fds)
+    out = s.settled(lambda: find_leftover_fds(before, s.fds(), AFTER_CLOSE))
+    cid = s.cid
+    if cid is not None:
+        out += s.settled(lambda: find_connection_left(cid, s.connection(cid), AFTER_CLOSE))
+    return out

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from harness.agent.snapshot import Snapshot, SubInfo
-from harness.checks import Finding
+from harness.checks import AFTER_FLOW, Finding, Sources, check, step
 
 
 def is_request_inbox(subject: str) -> bool:
@@ -29,3 +29,12 @@ def find_leftover_subscriptions(snap: Snapshot, baseline_sids: set[int], phase: 
             )
         )
     return out
+
+
+check("subscriptions", "client subscriptions left after the flow")
+
+
+@step("subscriptions", AFTER_FLOW, needs=("snapshot",))
+def after_flow(s: Sources) -> list[Finding]:
+    """Subscriptions not there at baseline, settled within the leak grace."""
+    return s.settled(lambda: find_leftover_subscriptions(s.snapshot(), set(s.baseline.sids), AFTER_FLOW))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Callable
 
 from harness.agent.snapshot import Snapshot, TaskInfo
-from harness.checks import Finding
+from harness.checks import AFTER_CLOSE, AFTER_FLOW, Finding, Sources, check, step
 from harness.checks.subscriptions import is_request_inbox
 
 Rule = Callable[[TaskInfo, Snapshot], bool]
@@ -66,3 +66,18 @@ def find_leaked_tasks(
             )
         )
     return out
+
+
+check("tasks", "asyncio tasks left behind (after the flow, and after close)")
+
+
+@step("tasks", AFTER_FLOW, needs=("snapshot",))
+def after_flow(s: Sources) -> list[Finding]:
+    """New tasks since the after-connect baseline, settled within the leak grace."""
+    return s.settled(lambda: find_leaked_tasks(s.snapshot(), set(s.baseline.tasks), AFTER_FLOW))
+
+
+@step("tasks", AFTER_CLOSE, needs=("snapshot",))
+def after_close(s: Sources) -> list[Finding]:
+    """After close nothing of the client may remain, not even what connect started."""
+    return s.settled(lambda: find_leaked_tasks(s.snapshot(), set(s.baseline.pre_connect_tasks), AFTER_CLOSE))
