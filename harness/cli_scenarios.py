@@ -16,6 +16,7 @@ from pathlib import Path
 from harness.cli import command
 from harness.errors import EXIT_CLEAN, EXIT_FINDINGS, EXIT_USAGE
 from harness.scenario import load_paths, resolve_seed
+from harness.targets.resolve import resolve_target, target_slug
 
 DEFAULT_PATHS = ["scenarios"]
 
@@ -48,7 +49,23 @@ def _register_run(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") ->
     p.add_argument("--run-id", default=None, help="name of the run directory (default: <date>-<time>-<seed>)")
     p.add_argument("--known-issues", default=None, metavar="FILE",
                    help="known issues marking findings known/new in the report (default: known_issues/known_issues.yaml if present)")
+    add_target_options(p)
     p.set_defaults(func=cmd_run)
+
+
+def add_target_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--client", default=None,
+                   help="client under test: IMPL, IMPL==VERSION (nats-py==2.8.0) or IMPL@PATH (checkout or wheel); "
+                        "default $NATS_CHAOS_CLIENT, else nats-py's pinned release")
+    p.add_argument("--server", default=None,
+                   help="nats-server under test: VERSION (2.10.26) or PATH to a binary; default $NATS_CHAOS_SERVER, "
+                        "else the one `make setup` installed")
+
+
+def target_specs(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    """The client and server specs: option > environment (the plugin adds ini)."""
+    return (args.client or os.environ.get("NATS_CHAOS_CLIENT") or None,
+            args.server or os.environ.get("NATS_CHAOS_SERVER") or None)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -61,7 +78,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     # Absolute, so the journal and junit.xml land together whatever pytest picks as rootdir.
     reports = Path(args.reports or os.environ.get("NATS_CHAOS_REPORTS") or "reports").resolve()
-    run_id = args.run_id or datetime.datetime.now().strftime("%Y%m%d-%H%M%S") + f"-{seed}"
+    # The target is installed here, before pytest starts: a bad version or path is one line
+    # and exit 2 (a HarnessError), and every worker then finds it ready in the cache.
+    client_spec, server_spec = target_specs(args)
+    target = resolve_target(client_spec, server_spec)
+    run_id = args.run_id or datetime.datetime.now().strftime("%Y%m%d-%H%M%S") + f"-{seed}-{target_slug(client_spec, server_spec)}"
     os.environ["NATS_CHAOS_RUN_ID"] = run_id
     argv = [*(args.paths or DEFAULT_PATHS), f"--chaos-seed={seed}", "-p", "no:randomly", "-rfE"]
     argv += [f"--chaos-reports={reports}", f"--junitxml={reports / run_id / 'junit.xml'}"]
@@ -75,6 +96,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         argv.append(f"--chaos-flows={m}")
     if args.known_issues:
         argv.append(f"--chaos-known-issues={args.known_issues}")
+    if client_spec:
+        argv.append(f"--client={client_spec}")
+    if server_spec:
+        argv.append(f"--server={server_spec}")
     if args.exitfirst:
         argv.append("-x")
     if args.lf:
@@ -82,6 +107,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     argv += ["-v"] * args.verbose if args.verbose else ["-q"]
     # -q hides pytest's header: the seed is what a replay needs, so it is always the first line.
     print(f"nats-chaos: seed {seed} ({source}), run {run_id}, reports {reports / run_id}", flush=True)
+    print(f"target: {target.label}", flush=True)
     return _pytest_exit(int(pytest.main(argv)))
 
 

@@ -27,7 +27,7 @@ from harness.errors import HarnessError
 
 JSONL_NAME = "journal.jsonl"
 JSON_NAME = "journal.json"
-VERDICTS = ("passed", "failed", "inconclusive", "error")
+VERDICTS = ("passed", "failed", "inconclusive", "error", "not_applicable")
 
 
 class JournalError(HarnessError):

@@ -5,7 +5,10 @@
 
 Settings are resolved once, with the precedence command line > environment > ini:
 `--chaos-env` / `NATS_CHAOS_ENV` / `chaos_env`, `--chaos-seed` / `NATS_CHAOS_SEED`,
-`--chaos-reports` / `NATS_CHAOS_REPORTS` / `chaos_reports`.
+`--chaos-reports` / `NATS_CHAOS_REPORTS` / `chaos_reports`, and the target:
+`--client` / `NATS_CHAOS_CLIENT` / `chaos_client` (`nats-py==2.8.0`, `nats-py@PATH`) and
+`--server` / `NATS_CHAOS_SERVER` / `chaos_server` (`2.10.26`, `/path/to/nats-server`).
+The target is installed once, by the controller, before any scenario runs.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from harness.errors import HarnessError
 from harness.journal import JournalWriter
 from harness.progress import Progress
 from harness.scenario import Scenario, ScenarioError, load_file, resolve_seed
+from harness.targets import TargetError, parse_client
+from harness.targets.resolve import Target, resolve_target, target_slug
 
 RECORD_KEY = "nats_chaos_record"
 VERSIONS_KEY = "nats_chaos_versions"  # a worker's environment versions, for the controller's header
@@ -41,7 +46,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--chaos-flows", action="append", default=[], help="module with user flows to register (repeatable)")
     g.addoption("--chaos-known-issues", default=None,
                 help="known issues for the report's known/new marks (default: known_issues/known_issues.yaml if present)")
+    g.addoption("--client", dest="chaos_client", default=None,
+                help="client under test: IMPL, IMPL==VERSION or IMPL@PATH (default: nats-py's pinned release)")
+    g.addoption("--server", dest="chaos_server", default=None,
+                help="nats-server under test: VERSION or PATH to a binary (default: the one `make setup` installed)")
     parser.addini("chaos_env", "environment backend", default="local")
+    parser.addini("chaos_client", "client under test (IMPL==VERSION or IMPL@PATH)", default="")
+    parser.addini("chaos_server", "nats-server under test (VERSION or PATH)", default="")
     parser.addini("chaos_reports", "directory for run reports", default="reports")
 
 
@@ -75,6 +86,13 @@ class ChaosSession:
                 self.seed, self.seed_source = resolve_seed(config.getoption("chaos_seed"), "--chaos-seed")
         except ValueError as e:
             raise pytest.UsageError(f"Invalid chaos {e}") from None
+        self.client_spec, self.client_source = _resolve(config, "chaos_client", "NATS_CHAOS_CLIENT", "chaos_client", None)
+        self.server_spec, self.server_source = _resolve(config, "chaos_server", "NATS_CHAOS_SERVER", "chaos_server", None)
+        try:  # syntax and implementation name now; installed on first use (get_target)
+            parse_client(self.client_spec)
+        except TargetError as e:
+            raise pytest.UsageError(f"Invalid client target {self.client_spec!r} from {self.client_source}: {e.summary}") from None
+        self.target: Target | None = None
         reports, _ = _resolve(config, "chaos_reports", "NATS_CHAOS_REPORTS", "chaos_reports", "reports")
         # Relative to the project (the ini file's folder), not to wherever the scenario files are.
         base = config.inipath.parent if config.inipath else config.invocation_params.dir
@@ -82,7 +100,7 @@ class ChaosSession:
         self.run_id = (
             (winput or {}).get("chaos_run_id")
             or os.environ.get("NATS_CHAOS_RUN_ID")
-            or datetime.datetime.now().strftime("%Y%m%d-%H%M%S") + f"-{self.seed}"
+            or datetime.datetime.now().strftime("%Y%m%d-%H%M%S") + f"-{self.seed}-{target_slug(self.client_spec, self.server_spec)}"
         )
         self.flow_modules = tuple(config.getoption("chaos_flows") or ())
         self.env: Any = None
@@ -147,6 +165,15 @@ class ChaosSession:
                 tr.write("\n")
             self.progress = None
 
+    def get_target(self) -> Target:
+        """The target, installed (once per process; a cached install is ready in ~0.1 s)."""
+        if self.target is None:
+            self.target = resolve_target(self.client_spec, self.server_spec)
+            if self.target.server.source != "default":
+                # Both backends take the server as a binary (compose copies it into its image).
+                os.environ["NATS_SERVER_BIN"] = self.target.server.binary
+        return self.target
+
     def get_runner(self) -> Any:
         if self.env_error is not None:
             raise self.env_error
@@ -158,10 +185,11 @@ class ChaosSession:
 
                 load_flow_modules(self.flow_modules)
             try:
+                self.get_target()
                 self.env = make_environment(self.backend)
                 self.env.__enter__()
                 self.versions = self.env.versions()
-                self.runner = Runner(self.env, self.seed, flow_modules=self.flow_modules)
+                self.runner = Runner(self.env, self.seed, flow_modules=self.flow_modules, agent_command=self.get_target().command)
             except HarnessError as e:
                 self.env_error = e
                 self.stop()
@@ -198,6 +226,11 @@ class ChaosSession:
         self.writer.record(rec)
 
     def header(self) -> dict[str, Any]:
+        if self.target is None and self.env_error is None:
+            try:
+                self.get_target()
+            except HarnessError:
+                pass
         from harness.runner import CLIENT_OPTIONS, Settings
         import dataclasses
         from importlib.metadata import version
@@ -208,7 +241,10 @@ class ChaosSession:
             "seed_source": self.seed_source,
             "backend": self.backend,
             "harness": harness.__version__,
-            "nats_py": version("nats-py"),
+            "target": self.target.to_json() if self.target else {},
+            "target_id": self.target.label if self.target else "",
+            "harness_nats_py": version("nats-py"),  # the runner's and observer's own, never the target
+            "nats_py": self.target.client.version if self.target and self.target.client.impl == "nats-py" else "",
             "nats_server": self.versions.get("nats-server", "?"),
             "toxiproxy": self.versions.get("toxiproxy", "?"),
             "client_options": CLIENT_OPTIONS,
@@ -253,7 +289,8 @@ def pytest_configure_node(node: Any) -> None:  # xdist controller -> worker: one
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     cs = config.stash[_KEY]
-    return [f"nats-chaos {harness.__version__}: seed {cs.seed} ({cs.seed_source}), env {cs.backend}, run {cs.run_id}"]
+    return [f"nats-chaos {harness.__version__}: seed {cs.seed} ({cs.seed_source}), env {cs.backend}, run {cs.run_id}",
+            f"target: client {cs.client_spec or 'default'} ({cs.client_source}), server {cs.server_spec or 'default'} ({cs.server_source})"]
 
 
 def _named_on_command_line(config: pytest.Config, file_path: Path) -> bool:
@@ -305,12 +342,16 @@ class ScenarioItem(pytest.Item):
         cs = self.config.stash[_KEY]
         runner = cs.get_runner()
         self.record = runner.run(self.scenario, replay=self.replay_command()).to_json()
+        if self.record["verdict"] == "not_applicable":
+            pytest.skip(f"not applicable: {self.record['reason']}")
         if self.record["verdict"] != "passed":
             raise ScenarioVerdict(self.record)
 
     def replay_command(self) -> str:
         cs = self.config.stash[_KEY]
-        return f"harness run '{self.replay_target()}' --seed {cs.seed} --env {cs.backend}"
+        t = cs.target
+        target = (f" --client '{t.client.spec}'" + (f" --server '{t.server.spec}'" if t.server.source != "default" else "")) if t else ""
+        return f"harness run '{self.replay_target()}' --seed {cs.seed} --env {cs.backend}{target}"
 
     def replay_target(self) -> str:
         """`file::id` as the user can type it from where they ran (not from pytest's rootdir)."""
@@ -408,7 +449,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     c = Counter(r["verdict"] for r in cs.records)
     terminalreporter.write_sep("=", "nats-chaos")
     terminalreporter.write_line(
-        " ".join(f"{v}={c.get(v, 0)}" for v in ("passed", "failed", "inconclusive", "error")) + f"  seed={cs.seed}"
+        " ".join(f"{v}={c.get(v, 0)}" for v in ("passed", "failed", "inconclusive", "error", "not_applicable"))
+        + f"  seed={cs.seed}  target={cs.target.label if cs.target else '?'}"
     )
     terminalreporter.write_line(f"journal: {path}")
     terminalreporter.write_line(f"html:    {path.parent / 'report.html'}")

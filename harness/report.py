@@ -20,7 +20,7 @@ from harness.report_html import render as render_html
 if TYPE_CHECKING:
     from harness.gate import GateResult
 
-SYMBOL = {"passed": "PASS", "failed": "FAIL", "inconclusive": "INCONCLUSIVE", "error": "ERROR"}
+SYMBOL = {"passed": "PASS", "failed": "FAIL", "inconclusive": "INCONCLUSIVE", "error": "ERROR", "not_applicable": "N/A"}
 OUTPUTS = ("journal.json", "summary.md", "report.html", "junit.xml")
 
 
@@ -50,6 +50,8 @@ def write_outputs(journal: Journal, *, run_dir: Path | None = None, step_summary
 
 def target_line(header: Mapping[str, Any]) -> str:
     """The system under test in one line (the target of issue 8's header, else the versions)."""
+    if header.get("target_id"):
+        return str(header["target_id"])
     t = header.get("target")
     if isinstance(t, Mapping):
         c, s = t.get("client", {}), t.get("server", {})
@@ -69,7 +71,7 @@ def markdown_summary(journal: Journal, gate: GateResult | None = None) -> str:
         f"{target_line(header)} · seed `{header.get('seed')}` · backend `{header.get('backend')}` · "
         f"toxiproxy `{header.get('toxiproxy')}`",
         "",
-        " · ".join(f"{v}: {counts.get(v, 0)}" for v in ("passed", "failed", "inconclusive", "error")),
+        " · ".join(f"{v}: {counts.get(v, 0)}" for v in ("passed", "failed", "inconclusive", "error", "not_applicable")),
         "",
     ]
     if not journal.complete:
@@ -111,6 +113,8 @@ def junit_xml(journal: Journal) -> str:
             out.append(f'<failure message={quoteattr(r["verdict"] + ": " + r.get("reason", ""))}>{escape(text)}</failure>')
         elif r["verdict"] == "error":
             out.append(f'<error message={quoteattr(r.get("reason", ""))}>{escape(text)}</error>')
+        elif r["verdict"] == "not_applicable":
+            out.append(f'<skipped message={quoteattr("not applicable: " + r.get("reason", ""))}/>')
         out.append("</testcase>")
     out.append("</testsuite></testsuites>")
     return "\n".join(out) + "\n"

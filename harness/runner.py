@@ -24,8 +24,13 @@ from harness.errors import HarnessError
 from harness.flows import FLOWS, FlowSpec, Names
 from harness.observer import Observer, stream_for
 from harness.scenario import Scenario
+from harness.targets import AgentCommand
 
-VERDICTS = ("passed", "failed", "inconclusive", "error")
+VERDICTS = ("passed", "failed", "inconclusive", "error", "not_applicable")
+
+
+class NotApplicable(Exception):
+    """The client under test lacks the flow's API (an older release): reported apart, like a skip."""
 ACTION_LIMIT = 60.0  # an agent request for a drain action gives up after this (the agent dies sooner)
 
 # The client under test is configured like an application that wants to notice a dead
@@ -37,6 +42,20 @@ CLIENT_OPTIONS: dict[str, Any] = {
     "ping_interval": 1,
     "max_outstanding_pings": 2,
 }
+
+
+def not_applicable(hello: dict[str, Any], spec: FlowSpec) -> str:
+    """Why the agent's client cannot run the flow ("" if it can), from the agent's hello."""
+    client = hello.get("client") or {}
+    who = f"{client.get('impl', 'the client')} {client.get('version', '')}".strip()
+    why = (hello.get("not_applicable") or {}).get(spec.name)
+    if why:
+        return f"{who}: {why}"
+    if spec.module in (hello.get("failed_modules") or {}):
+        return f"{who}: {hello['failed_modules'][spec.module]}"
+    if hello.get("flows") is not None and spec.name not in hello["flows"]:
+        return f"{who}: the agent has no flow {spec.name}"
+    return ""
 
 
 def flow_deadline(timeout: float) -> float:
@@ -201,11 +220,14 @@ class RunContext:
 
 
 class Runner:
-    def __init__(self, env: Environment, run_seed: int, settings: Settings = Settings(), flow_modules: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, env: Environment, run_seed: int, settings: Settings = Settings(), flow_modules: tuple[str, ...] = (),
+        agent_command: AgentCommand | None = None,
+    ) -> None:
         self.env = env
         self.run_seed = run_seed
         self.settings = settings
-        self.pool = AgentPool(flow_modules)
+        self.pool = AgentPool(agent_command, flow_modules)
         self.observer = Observer(env)
         self.observer.connect()
         self._n = 0
@@ -226,6 +248,9 @@ class Runner:
         verdict, reason = "passed", ""
         try:
             findings, inconclusive = self._run(rc)
+            out = rc.outcome or {}
+            if out.get("status") == "not_applicable":
+                raise NotApplicable(out.get("message", "the flow says this client release cannot run it"))
             # Only the checks the scenario selected decide its verdict; the rest stay visible.
             for f in findings:
                 if f.check not in sc.checks:
@@ -239,6 +264,9 @@ class Runner:
                 verdict, reason = "failed", f"{len(findings)} finding(s)"
             elif inconclusive:
                 verdict, reason = "inconclusive", inconclusive
+        except NotApplicable as e:
+            verdict, reason, findings = "not_applicable", str(e), []
+            rc.event("not applicable", reason=str(e))
         except HarnessError as e:
             verdict, reason = "error", str(e).splitlines()[0]
             rc.event("error", error=str(e)[-3000:])
@@ -264,7 +292,7 @@ class Runner:
             id=sc.id, flow=sc.flow, fault=sc.fault, trigger=sc.trigger, seed=seed, verdict=verdict, reason=reason,
             findings=tuple(findings), events=tuple(events),
             timings={"wall": round(wall, 4), "inherent": round(rc.inherent, 4), "overhead": round(wall - rc.inherent, 4)},
-            replay=replay if verdict != "passed" else "",
+            replay=replay if verdict not in ("passed", "not_applicable") else "",
         )
 
     def _run(self, rc: RunContext) -> tuple[list[Finding], str]:
@@ -281,6 +309,9 @@ class Runner:
         base_consumers = frozenset(obs.consumers(rc.object_stream))
         rc.event("prepared", names=rc.names.tag)
         rc.agent = agent = self.pool.get()
+        why = not_applicable(agent.hello or {}, rc.spec)
+        if why:
+            raise NotApplicable(why)
         agent.start_watch()
         fds_before = rc.fds() if "fds" in needs else {}
         # After close nothing of the client may remain, not even what connect started: that

@@ -15,9 +15,9 @@ from typing import Any
 
 import nats
 
-from harness.agent import snapshot
+from harness.agent import collect
 from harness.agent.context import FlowContext
-from harness.flows import FLOWS, Names, load_flow_modules
+from harness.flows import FLOWS, IMPORT_FAILURES, Names, NotApplicable, load_flow_modules, missing_api
 
 HEARTBEAT = 0.1  # seconds between heartbeats; the runner flags a gap far larger than this
 
@@ -46,12 +46,12 @@ class Agent:
     # -- main loop -------------------------------------------------------------
     async def main(self) -> None:
         loop = asyncio.get_running_loop()
-        snapshot.install_task_factory(loop)
+        collect.install_task_factory(loop)
         self.own(asyncio.current_task(), "agent")  # type: ignore[arg-type]
         self.own(loop.create_task(self.heartbeat()), "agent")
         reader = asyncio.StreamReader()
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-        self.emit("hello", pid=os.getpid(), nats_py=_nats_version())
+        self.emit("hello", pid=os.getpid(), nats_py=_nats_version(), **hello_target())
         while True:
             line = await reader.readline()
             if not line:
@@ -117,6 +117,8 @@ class Agent:
         except asyncio.CancelledError:
             self.emit("outcome", status="cancelled", duration=round(time.monotonic() - t, 4))
             raise
+        except NotApplicable as e:
+            self.emit("outcome", status="not_applicable", message=str(e), duration=round(time.monotonic() - t, 4))
         except BaseException as e:
             self.emit(
                 "outcome", status="error", exc_type=f"{type(e).__module__}.{type(e).__qualname__}",
@@ -166,10 +168,10 @@ class Agent:
     async def op_snapshot(self, req: dict[str, Any]) -> dict[str, Any]:
         nc = self.nc
         return {
-            "tasks": snapshot.tasks(self.labels),
-            "subs": snapshot.subscriptions(nc),
+            "tasks": collect.tasks(self.labels),
+            "subs": collect.subscriptions(nc),
             "pending": self.ctx.pending_calls() if self.ctx else [],
-            "proc": snapshot.process(),
+            "proc": collect.process(),
             "conn": {
                 "connected": bool(nc and nc.is_connected),
                 "closed": bool(nc and nc.is_closed),
@@ -180,7 +182,7 @@ class Agent:
         }
 
     async def op_fds(self, req: dict[str, Any]) -> dict[str, Any]:
-        return {"fds": {str(k): v for k, v in snapshot.open_fds().items()}}
+        return {"fds": {str(k): v for k, v in collect.open_fds().items()}}
 
     async def op_probe(self, req: dict[str, Any]) -> dict[str, Any]:
         """Recovery: a request round trip and a JetStream API call on the same connection."""
@@ -199,6 +201,17 @@ class Agent:
 
     async def op_exit(self, req: dict[str, Any]) -> dict[str, Any]:
         return {}
+
+
+def hello_target() -> dict[str, Any]:
+    """What the agent tells the runner about the client it hosts (same keys for every agent):
+    implementation and version, where it was imported from, and the flows it cannot run."""
+    not_applicable = {name: why for name, spec in FLOWS.items() if (why := missing_api(spec))}
+    return {
+        "client": {"impl": "nats-py", "version": _nats_version(), "path": os.path.dirname(nats.__file__)},
+        "not_applicable": not_applicable,
+        "failed_modules": dict(IMPORT_FAILURES),
+    }
 
 
 def _nats_version() -> str:

@@ -18,6 +18,7 @@ import psutil
 from harness.agent.snapshot import PendingCall, Snapshot, pending_from_json
 from harness.env.process import _die_with_parent
 from harness.errors import HarnessError
+from harness.targets import AgentCommand
 
 BLOCKED_AFTER = 0.75  # seconds without a heartbeat (sent every 0.1 s) = a blocked event loop
 
@@ -29,11 +30,18 @@ class AgentError(HarnessError):
 class AgentProcess:
     """One agent process; events are timestamped on the runner's clock as they arrive."""
 
-    def __init__(self, flow_modules: tuple[str, ...] = ()) -> None:
+    def __init__(self, command: AgentCommand | None = None, flow_modules: tuple[str, ...] = ()) -> None:
+        """Start the agent: `command` says how for the client target (default: the harness's own
+        interpreter, for tests of the harness itself)."""
         self.stderr_file = tempfile.TemporaryFile()
-        env = dict(os.environ, PYTHONUNBUFFERED="1", NATS_CHAOS_FLOW_MODULES=",".join(flow_modules))
+        command = command or AgentCommand((sys.executable, "-m", "harness.agent"))
+        env = dict(os.environ, PYTHONUNBUFFERED="1", NATS_CHAOS_FLOW_MODULES=",".join(flow_modules), **command.env)
+        if flow_modules and "PYTHONPATH" in command.env:
+            # User flow modules are imported from where the user runs the harness.
+            env["PYTHONPATH"] = command.env["PYTHONPATH"] + os.pathsep + os.getcwd()
+        self.command = command
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "harness.agent"],
+            list(command.argv),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.stderr_file,
@@ -252,7 +260,8 @@ class AgentProcess:
     def wait_ready(self, timeout: float = 15.0) -> None:
         if self.wait_event(lambda e: e.get("ev") == "hello", timeout) is None:
             raise AgentError(
-                "agent did not start", evidence=self.stderr_text()[-2000:], hint="run `python -m harness.agent` by hand"
+                "agent did not start", evidence=self.stderr_text()[-2000:],
+                hint=f"run it by hand: {' '.join(self.command.argv)}",
             )
 
     # -- ending -----------------------------------------------------------------------
@@ -286,13 +295,14 @@ class AgentProcess:
 class AgentPool:
     """Keeps one agent started ahead (importing nats-py takes ~0.2 s), so scenarios need not wait."""
 
-    def __init__(self, flow_modules: tuple[str, ...] = ()) -> None:
+    def __init__(self, command: AgentCommand | None = None, flow_modules: tuple[str, ...] = ()) -> None:
+        self.command = command
         self.flow_modules = flow_modules
         self._spare: AgentProcess | None = None
 
     def get(self) -> AgentProcess:
-        a = self._spare if self._spare is not None and self._spare.alive() else AgentProcess(self.flow_modules)
-        self._spare = AgentProcess(self.flow_modules)
+        a = self._spare if self._spare is not None and self._spare.alive() else AgentProcess(self.command, self.flow_modules)
+        self._spare = AgentProcess(self.command, self.flow_modules)
         a.wait_ready()
         return a
 

@@ -12,7 +12,13 @@ A flow has two halves:
 while the fault goes in), `call(label, awaitable)` (a tracked blocking call, which
 the stuck-iterator check watches) and `track(sub)` (the subscription drain faults act on).
 
-Register your own flows with `@flow(...)` in a module and pass it with `--flows module`.
+Register your own flows with `@flow(...)` in a module and pass it with `--chaos-flows module`.
+
+Client releases differ: a flow declares the client API it needs (`requires=`, dotted paths
+under the `nats` package, optionally naming a parameter: `"nats.aio.msg.Msg.nak(delay)"`).
+The agent checks them against the client under test; a flow whose API a release lacks is
+*not applicable* there (reported apart, never an error). Where a release spells the same
+thing differently, `harness.flows.compat` holds the small shims.
 """
 
 from __future__ import annotations
@@ -69,6 +75,11 @@ class FlowGaveUp(TimeoutError):
     """
 
 
+class NotApplicable(Exception):
+    """Raised by a flow whose client release lacks what the flow's params ask for (e.g. an
+    ordered consumer): the scenario is *not applicable* to this target, not an error."""
+
+
 def fits(value: Any, want: type) -> bool:
     """Whether a scenario file's `value` fits a setting of type `want`: an int is a float,
     a bool is never a number (YAML `yes` is not 1)."""
@@ -96,6 +107,8 @@ class FlowSpec:
     defaults: Mapping[str, Any]
     consumer_stream: str = "stream"  # which stream's consumers the flow (or client) creates: stream|object|kv
     doc: str = ""
+    requires: tuple[str, ...] = ()  # client API the flow needs (see the module docstring)
+    module: str = ""  # where the flow is defined (an agent that cannot import it cannot run it)
 
     def validate_params(self, params: Mapping[str, Any]) -> None:
         for k, v in params.items():
@@ -116,6 +129,7 @@ def flow(
     prepare: PrepareFn | None = None,
     defaults: Mapping[str, Any] | None = None,
     consumer_stream: str = "stream",
+    requires: tuple[str, ...] = (),
 ) -> Callable[[RunFn], RunFn]:
     """Register `run` as the flow `name`."""
 
@@ -123,6 +137,7 @@ def flow(
         FLOWS[name] = FlowSpec(
             name=name, run=run, prepare=prepare, triggers=tuple(triggers), defaults=dict(defaults or {}),
             consumer_stream=consumer_stream, doc=(run.__doc__ or "").strip().splitlines()[0] if run.__doc__ else "",
+            requires=tuple(requires), module=run.__module__,
         )
         return run
 
@@ -132,10 +147,53 @@ def flow(
 BUILTIN_MODULES = ("harness.flows.get", "harness.flows.next", "harness.flows.ack", "harness.flows.selftest")
 
 
-def load_flow_modules(extra: tuple[str, ...] = ()) -> None:
-    """Import the built-in flow modules and any user modules (which register flows on import)."""
+def load_flow_modules(extra: tuple[str, ...] = (), tolerant: bool = False) -> dict[str, str]:
+    """Import the built-in flow modules and any user modules (which register flows on import).
+
+    `tolerant` (the agent, on an older client): a module that does not import is reported
+    ({module: error}) instead of raised, and its flows are not applicable there.
+    """
+    failed: dict[str, str] = {}
     for m in (*BUILTIN_MODULES, *extra):
-        importlib.import_module(m)
+        try:
+            importlib.import_module(m)
+        except ImportError as e:
+            if not tolerant or m in extra:
+                raise
+            failed[m] = f"{type(e).__name__}: {e}"
+    return failed
 
 
-load_flow_modules()
+def missing_api(spec: FlowSpec) -> str:
+    """Why the client under test cannot run `spec` ("" if it can): the first `requires` entry
+    its release lacks. Evaluated in the agent, against the client it imports."""
+    import inspect
+
+    for req in spec.requires:
+        path, _, param = req.partition("(")
+        param = param.rstrip(")")
+        parts = path.split(".")
+        try:
+            obj: Any = importlib.import_module(parts[0])
+        except ImportError:
+            return f"no module {parts[0]}"
+        for i, attr in enumerate(parts[1:], start=1):
+            if hasattr(obj, attr):
+                obj = getattr(obj, attr)
+                continue
+            try:  # a submodule not imported by its package
+                obj = importlib.import_module(".".join(parts[: i + 1]))
+            except ImportError:
+                return f"this release has no {'.'.join(parts[: i + 1])}"
+        if param:
+            try:
+                params = inspect.signature(obj).parameters
+            except (TypeError, ValueError):
+                continue
+            if param not in params and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+                return f"this release's {path}() takes no {param!r}"
+    return ""
+
+
+# The built-in flows register on import; on an older client a module may not import at all.
+IMPORT_FAILURES: dict[str, str] = load_flow_modules(tolerant=True)

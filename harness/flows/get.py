@@ -7,7 +7,7 @@ from typing import Any, Mapping
 
 from nats.js.api import StreamConfig
 
-from harness.flows import IntegrityError, Names, flow
+from harness.flows import IntegrityError, Names, compat, flow
 
 
 async def _prepare_object(js: Any, names: Names, params: Mapping[str, Any]) -> None:
@@ -21,6 +21,7 @@ async def _prepare_object(js: Any, names: Names, params: Mapping[str, Any]) -> N
     prepare=_prepare_object,
     defaults={"size": 1_048_576, "call_timeout": 10.0},
     consumer_stream="object",
+    requires=("nats.js.JetStreamContext.object_store",),
 )
 async def objectstore_get(ctx: Any) -> dict:
     """Get a multi-chunk object from an ObjectStore bucket."""
@@ -58,6 +59,7 @@ async def _prepare_kv_keys(js: Any, names: Names, params: Mapping[str, Any]) -> 
     prepare=_prepare_kv_keys,
     defaults={"keys": 20, "js_timeout": 1.0},
     consumer_stream="kv",
+    requires=("nats.js.kv.KeyValue.keys",),
 )
 async def kv_keys(ctx: Any) -> dict:
     """List a bucket's keys (`kv.keys()` runs a temporary watcher inside), no caller timeout."""
@@ -69,7 +71,8 @@ async def kv_keys(ctx: Any) -> dict:
     return {"keys": len(keys)}
 
 
-@flow("kv.watch", triggers=("blocked",), prepare=_prepare_kv_keys, defaults={"keys": 5, "js_timeout": 5.0}, consumer_stream="kv")
+@flow("kv.watch", triggers=("blocked",), prepare=_prepare_kv_keys, defaults={"keys": 5, "js_timeout": 5.0}, consumer_stream="kv",
+      requires=("nats.js.kv.KeyValue.watchall",))
 async def kv_watch(ctx: Any) -> dict:
     """`async for entry in kv.watchall()`: the initial values, then wait for updates until stopped."""
     kv = await ctx.nc.jetstream(timeout=ctx.params["js_timeout"]).key_value(ctx.names.bucket)
@@ -98,9 +101,12 @@ async def _prepare_stream_msg(js: Any, names: Names, params: Mapping[str, Any]) 
     triggers=("in_call",),
     prepare=_prepare_stream_msg,
     defaults={"size": 1024, "direct": False, "call_timeout": 5.0},
+    requires=("nats.js.JetStreamContext.get_msg",),
 )
 async def stream_get_msg(ctx: Any) -> dict:
     """Get a stored message by sequence (JetStream API, or direct get with direct: true)."""
+    if ctx.params["direct"]:
+        compat.require_param(ctx.js.get_msg, "direct", "direct get")
     await ctx.checkpoint("in_call")
     m = await ctx.call(
         "stream.get_msg",

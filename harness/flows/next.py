@@ -7,7 +7,7 @@ from typing import Any, Mapping
 
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 
-from harness.flows import Names, flow
+from harness.flows import Names, compat, flow
 
 
 def tally(got: list[str]) -> dict:
@@ -41,7 +41,7 @@ async def prepare_stream(js: Any, names: Names, params: Mapping[str, Any]) -> No
 )
 async def fetch(ctx: Any) -> dict:
     """Pull-fetch every message, acking each, then a long-poll fetch that waits for more."""
-    sub = await ctx.js.pull_subscribe_bind(durable=ctx.names.consumer, stream=ctx.names.stream)
+    sub = await compat.pull_bind(ctx.js, durable=ctx.names.consumer, stream=ctx.names.stream, subject=f"{ctx.names.subject}.>")
     ctx.track(sub)
     got: list[str] = []
     try:
@@ -75,7 +75,10 @@ async def fetch(ctx: Any) -> dict:
 async def iterate(ctx: Any) -> dict:
     """`async for msg in sub.messages` on a push subscription, ended by unsubscribe (or a drain fault)."""
     hb = ctx.params["idle_heartbeat"] or None
+    if hb:
+        compat.require_param(ctx.js.subscribe, "idle_heartbeat", "idle heartbeats on push subscriptions")
     if ctx.params["ordered"]:
+        compat.require_param(ctx.js.subscribe, "ordered_consumer", "ordered consumers")
         sub = await ctx.js.subscribe(f"{ctx.names.subject}.>", ordered_consumer=True, idle_heartbeat=hb)
     else:
         sub = await ctx.js.subscribe(f"{ctx.names.subject}.>", manual_ack=True, idle_heartbeat=hb, flow_control=bool(hb))
@@ -91,7 +94,7 @@ async def iterate(ctx: Any) -> dict:
             if fresh and len(set(got)) == ctx.params["count"]:
                 ctx.received(got)
     finally:
-        if not sub._closed:
+        if not compat.sub_closed(sub):
             await sub.unsubscribe()
     return tally(got)
 
@@ -123,6 +126,6 @@ async def next_msg(ctx: Any) -> dict:
         except asyncio.TimeoutError:  # nats.errors.TimeoutError, or the bare one fetch() sometimes re-raises
             pass
     finally:
-        if not sub._closed:
+        if not compat.sub_closed(sub):
             await sub.unsubscribe()
     return tally(got)
