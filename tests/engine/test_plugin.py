@@ -39,7 +39,7 @@ def test_clean_run_passes_and_writes_journal(pytester: pytest.Pytester) -> None:
     _scenarios(pytester, CLEAN)
     r = pytester.runpytest_subprocess("scenarios", "--chaos-seed=7", f"--junitxml={pytester.path}/j.xml")
     r.assert_outcomes(passed=2)
-    r.stdout.fnmatch_lines(["*seed 7 (--chaos-seed)*", "*passed=2 failed=0 inconclusive=0 error=0  seed=7"])
+    r.stdout.fnmatch_lines(["*seed 7 (--chaos-seed)*", "*passed=2 failed=0 inconclusive=0 error=0 not_applicable=0  seed=7  target=nats-py 2.16.0 / nats-server *"])
     journal = json.loads((pytester.path / "reports" / "latest" / "journal.json").read_text())
     assert journal["header"]["seed"] == 7
     assert journal["header"]["nats_server"].startswith("v2.") or journal["header"]["nats_server"][0].isdigit()
@@ -167,7 +167,7 @@ def test_a_yaml_file_named_explicitly_runs_and_its_replay_works_from_the_cwd(tmp
     first = _harness(work, "run", "../elsewhere/mine.yaml", "--seed", "4")
     assert first.returncode == 1, first.stdout + first.stderr
     replay = next(line for line in first.stdout.splitlines() if line.startswith("replay: "))
-    assert replay.endswith("elsewhere/mine.yaml::selftest.leak_task[none]' --seed 4 --env local"), replay
+    assert replay.endswith("elsewhere/mine.yaml::selftest.leak_task[none]' --seed 4 --env local --client 'nats-py==2.16.0'"), replay
     journal = json.loads((work / "reports/latest/journal.json").read_text())
     assert (work / "reports/latest/junit.xml").exists() and len(journal["records"]) == 2
     import shlex
