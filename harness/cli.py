@@ -50,7 +50,8 @@ Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], No
 COMMANDS: dict[str, Registrar] = {}
 # Modules that register more subcommands when imported; loaded by build_parser() so that
 # `import harness.cli` stays light and free of import cycles.
-COMMAND_MODULES: tuple[str, ...] = ("harness.cli_scenarios", "harness.cli_reports")  # run, list; report, diff, gate
+# run, list; report, diff, gate; matrix, bisect
+COMMAND_MODULES: tuple[str, ...] = ("harness.cli_scenarios", "harness.cli_reports", "harness.cli_targets")
 
 
 def command(name: str) -> Callable[[Registrar], Registrar]:

@@ -56,7 +56,8 @@ class NatsPy:
         """Every nats-py release on the package index, oldest first (`pip index versions`)."""
         try:
             r = subprocess.run(
-                [sys.executable, "-m", "pip", "index", "versions", PACKAGE, "--disable-pip-version-check"],
+                [sys.executable, "-m", "pip", "index", "versions", PACKAGE, "--disable-pip-version-check",
+                 "--retries", "1", "--timeout", "15"],
                 capture_output=True, text=True, timeout=60,
             )
         except subprocess.TimeoutExpired:
@@ -64,10 +65,9 @@ class NatsPy:
                               hint="check network access to PyPI (or its mirror in pip's configuration)") from None
         m = re.search(r"Available versions:\s*(.+)", r.stdout)
         if r.returncode != 0 or not m:
-            last = (r.stderr or r.stdout).strip().splitlines()[-1:] or ["no output"]
             raise TargetError(
-                f"no package registry reachable: `pip index versions {PACKAGE}` failed: {last[0][:200]}",
-                evidence=(r.stderr or r.stdout)[-1500:],
+                f"no package registry reachable: `pip index versions {PACKAGE}` {registry_failure(r.stderr or r.stdout)}",
+                evidence="\n".join((r.stderr or r.stdout).strip().splitlines()[-3:]),
                 hint="check network access to PyPI (or its mirror in pip's configuration)",
             )
         versions = [v.strip() for v in m.group(1).split(",") if v.strip()]
@@ -116,6 +116,17 @@ class NatsPy:
             argv=(str(env_dir / "bin" / "python"), "-P", "-m", "harness.agent"),
             env={"PYTHONPATH": str(agent_path(env_dir.parent)), "PYTHONNOUSERSITE": "1"},
         )
+
+
+def registry_failure(text: str) -> str:
+    """pip's many-line failure, as a few words: why the registry did not answer."""
+    for needle, words in (("Connection refused", "was refused a connection"), ("Name or service not known", "could not resolve the host"),
+                          ("Temporary failure in name resolution", "could not resolve the host"), ("timed out", "timed out"),
+                          ("No matching distribution", "found no such package")):
+        if needle in text:
+            return words
+    last = text.strip().splitlines()[-1:] or ["no output"]
+    return f"failed: {last[0][:160]}"
 
 
 def agent_path(cache: Path) -> Path:
