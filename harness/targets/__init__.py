@@ -214,7 +214,7 @@ def nearest_versions(wanted: str, published: list[str], key: Any, n: int = 3) ->
         k = key(wanted)
         ordered = sorted(published, key=key)
         idx = next((i for i, v in enumerate(ordered) if key(v) > k), len(ordered))
-        lo = max(idx - n + 1, 0)
+        lo = max(0, min(idx - (n + 1) // 2, len(ordered) - n))
         return ordered[lo: lo + n]
     except Exception:
         return published[-n:]
