@@ -109,6 +109,8 @@ def decide_scenario(sid: str, attempts: Sequence[Mapping[str, Any]], applicable:
         status = "inconclusive"
     elif set(verdicts) == {"passed"}:
         status = "passed"
+    elif set(verdicts) == {"not_applicable"}:
+        status = "not_applicable"  # the target lacks the flow: nothing to judge, nothing to fail
     elif unexplained:
         status = "new"
     elif len(set(verdicts)) > 1:
@@ -163,8 +165,9 @@ def decide(journals: Sequence[Journal], known: KnownIssues = EMPTY) -> GateResul
 
 
 def to_rerun(journal: Journal) -> tuple[Mapping[str, Any], ...]:
-    """Records of a run that the gate runs again: every one that did not pass."""
-    return tuple(r for r in journal.records if r["verdict"] != "passed")
+    """Records of a run that the gate runs again: every one that did not pass (a flow the target
+    lacks is not run again: it would be lacking again)."""
+    return tuple(r for r in journal.records if r["verdict"] not in ("passed", "not_applicable"))
 
 
 # -- gate.md ---------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from harness.errors import HarnessError
 JSONL_NAME = "journal.jsonl"
 JSON_NAME = "journal.json"
 VERDICTS = ("passed", "failed", "inconclusive", "error", "not_applicable")
+SYMBOL = {"passed": "PASS", "failed": "FAIL", "inconclusive": "INCONCLUSIVE", "error": "ERROR", "not_applicable": "N/A"}
 
 
 class JournalError(HarnessError):

@@ -14,13 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 from xml.sax.saxutils import escape, quoteattr
 
-from harness.journal import Journal, point_latest, write_document
+from harness.journal import SYMBOL, Journal, point_latest, write_document
 from harness.report_html import render as render_html
 
 if TYPE_CHECKING:
     from harness.gate import GateResult
 
-SYMBOL = {"passed": "PASS", "failed": "FAIL", "inconclusive": "INCONCLUSIVE", "error": "ERROR", "not_applicable": "N/A"}
 OUTPUTS = ("journal.json", "summary.md", "report.html", "junit.xml")
 
 

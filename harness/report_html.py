@@ -18,13 +18,12 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
-from harness.journal import VERDICTS, Journal
+from harness.journal import SYMBOL, VERDICTS, Journal
 
 if TYPE_CHECKING:
     from harness.gate import GateResult, ScenarioDecision
     from harness.known_issues import KnownIssue
 
-SYMBOL = {"passed": "PASS", "failed": "FAIL", "inconclusive": "INCONCLUSIVE", "error": "ERROR"}
 e = html.escape
 
 # Timeline geometry (SVG user units).

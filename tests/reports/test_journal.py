@@ -33,7 +33,7 @@ def test_a_written_journal_reads_back_complete(tmp_path: Path) -> None:
     j = read_journal(tmp_path / "run")
     assert j.complete and j.exitstatus == 1 and j.header["seed"] == 1
     assert [r["id"] for r in j.records] == ["a[none]", "b[none]"]
-    assert j.counts() == {"passed": 1, "failed": 1, "inconclusive": 0, "error": 0}
+    assert j.counts() == {"passed": 1, "failed": 1, "inconclusive": 0, "error": 0, "not_applicable": 0}
     assert j.infra[0]["summary"].startswith("toxiproxy died")
 
 

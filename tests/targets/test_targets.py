@@ -62,7 +62,7 @@ def test_a_flow_the_release_lacks_is_not_applicable_with_its_reason(tmp_path: Pa
     (rec,) = j["records"]
     assert rec["verdict"] == "not_applicable", rec
     assert "nats-py 2.0.0" in rec["reason"] and "object_store" in rec["reason"], rec["reason"]
-    assert j["counts"] == {"not_applicable": 1}
+    assert {k: v for k, v in j["counts"].items() if v} == {"not_applicable": 1}
     assert j["header"]["target"]["client"] == {"impl": "nats-py", "version": "2.0.0", "source": "release", "path": "", "commit": ""}
     assert j["header"]["harness_nats_py"] == "2.16.0"  # the runner's own client never changes with the target
     assert "nats-py 2.0.0" in (tmp_path / "latest" / "summary.md").read_text()
