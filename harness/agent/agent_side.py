@@ -113,17 +113,21 @@ class Agent:
         t = time.monotonic()
         try:
             result = await spec.run(self.ctx)
-            self.emit("outcome", status="ok", result=result, duration=round(time.monotonic() - t, 4))
+            self.emit("outcome", status="ok", result=result, duration=round(time.monotonic() - t, 4), **self._ledger())
         except asyncio.CancelledError:
-            self.emit("outcome", status="cancelled", duration=round(time.monotonic() - t, 4))
+            self.emit("outcome", status="cancelled", duration=round(time.monotonic() - t, 4), **self._ledger())
             raise
         except NotApplicable as e:
             self.emit("outcome", status="not_applicable", message=str(e), duration=round(time.monotonic() - t, 4))
         except BaseException as e:
             self.emit(
                 "outcome", status="error", exc_type=f"{type(e).__module__}.{type(e).__qualname__}",
-                message=str(e)[:500], duration=round(time.monotonic() - t, 4),
+                message=str(e)[:500], duration=round(time.monotonic() - t, 4), **self._ledger(),
             )
+
+    def _ledger(self) -> dict[str, Any]:
+        """The flow's delivery ledger summary, for the outcome event (only if it saw deliveries)."""
+        return {"deliveries": self.ctx.ledger.summary()} if self.ctx is not None and self.ctx.ledger else {}
 
     async def op_release(self, req: dict[str, Any]) -> dict[str, Any]:
         assert self.ctx is not None

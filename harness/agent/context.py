@@ -6,6 +6,7 @@ import asyncio
 import time
 from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
+from harness.agent.ledger import DeliveryLedger
 from harness.flows import FlowGaveUp, Names
 
 T = TypeVar("T")
@@ -28,6 +29,7 @@ class FlowContext:
         self.pending: dict[int, dict[str, Any]] = {}
         self._seq = 0
         self.deadline = time.monotonic() + deadline if deadline else None  # the flow's own, set by the runner
+        self.ledger = DeliveryLedger()
 
     def check_deadline(self, progress: str) -> None:
         """Give up (FlowGaveUp) once the flow's own deadline has passed, saying how far it got."""
@@ -66,6 +68,12 @@ class FlowContext:
     def received(self, ids: list[str]) -> None:
         """Report the message ids the flow has in hand (message accounting, quiescence)."""
         self._agent.emit("received", count=len(ids), ids=list(ids)[:1000])
+
+    def delivered(self, msg: Any) -> None:
+        """Account one JetStream delivery handed to the flow (stream seq and delivery count from
+        its metadata): every Next/ack flow calls this for each message it gets (the `delivery` check)."""
+        md = msg.metadata
+        self.ledger.record(md.consumer, md.sequence.stream, md.num_delivered)
 
     def _enter(self, label: str) -> int:
         self._seq += 1

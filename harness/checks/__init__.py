@@ -189,7 +189,7 @@ def needed(selected: tuple[str, ...] | set[str] | frozenset[str]) -> frozenset[s
 
 # Registration order is run order within a phase: the flow's end first, then the
 # connection, then residue in the client, on the server, and the loop's record last.
-MODULES = ("iterators", "recovery", "subscriptions", "tasks", "consumers", "messages", "resources", "loop")
+MODULES = ("iterators", "recovery", "subscriptions", "tasks", "consumers", "messages", "delivery", "resources", "loop")
 
 for _m in MODULES:
     importlib.import_module(f"harness.checks.{_m}")

@@ -10,7 +10,9 @@ A flow has two halves:
 `ctx` (see `harness.agent.context.FlowContext`) gives the flow `nc`, `js`, `names`,
 `params`, `checkpoint(name)` (a named point; a barrier trigger holds the flow there
 while the fault goes in), `call(label, awaitable)` (a tracked blocking call, which
-the stuck-iterator check watches) and `track(sub)` (the subscription drain faults act on).
+the stuck-iterator check watches), `track(sub)` (the subscription drain faults act on) and
+`delivered(msg)` (every Next/ack flow calls it for each JetStream message it is handed: the
+`delivery` check's ledger of stream sequences and delivery counts).
 
 Register your own flows with `@flow(...)` in a module and pass it with `--chaos-flows module`.
 

@@ -23,6 +23,8 @@ def _ack_flow(kind: str) -> None:
                     msgs = await ctx.call("fetch", sub.fetch(ctx.params["count"], timeout=ctx.params["fetch_timeout"]))
                 except asyncio.TimeoutError:  # nats.errors.TimeoutError, or the bare one fetch() sometimes re-raises
                     continue
+            for m in msgs:
+                ctx.delivered(m)
             ctx.received([m.data.decode() for m in msgs])
             await ctx.checkpoint("before_ack")
             t = ctx.params["ack_timeout"]

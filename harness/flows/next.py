@@ -11,7 +11,11 @@ from harness.flows import Names, compat, flow
 
 
 def tally(got: list[str]) -> dict:
-    """A flow's outcome: distinct message ids received, and how many arrived again."""
+    """A flow's outcome: distinct message ids received, and how many arrived again.
+
+    Per-delivery accounting (stream sequence, delivery count) is `ctx.delivered(msg)`,
+    which every Next/ack flow calls for each message it is handed (the `delivery` check).
+    """
     return {"received": len(set(got)), "redelivered": len(got) - len(set(got))}
 
 
@@ -52,6 +56,7 @@ async def fetch(ctx: Any) -> dict:
             except asyncio.TimeoutError:  # nats.errors.TimeoutError, or the bare one fetch() sometimes re-raises
                 continue
             for m in msgs:
+                ctx.delivered(m)
                 await m.ack()
                 got.append(m.data.decode())
         ctx.received(got)
@@ -87,6 +92,7 @@ async def iterate(ctx: Any) -> dict:
     got: list[str] = []
     try:
         async for msg in ctx.iterate("sub.messages", sub.messages):
+            ctx.delivered(msg)
             if not ctx.params["ordered"]:
                 await msg.ack()
             fresh = msg.data.decode() not in got
@@ -117,6 +123,7 @@ async def next_msg(ctx: Any) -> dict:
                 msg = await ctx.call("next_msg", sub.next_msg(timeout=ctx.params["next_timeout"]))
             except asyncio.TimeoutError:  # nats.errors.TimeoutError, or the bare one fetch() sometimes re-raises
                 continue
+            ctx.delivered(msg)
             await msg.ack()
             got.append(msg.data.decode())
         ctx.received(got)

@@ -216,6 +216,7 @@ def _lossy_fetch_flow(name: str, lose: str | None) -> None:
                 except asyncio.TimeoutError:  # nats.errors.TimeoutError, or the bare one fetch() sometimes re-raises
                     continue
                 for m in msgs:
+                    ctx.delivered(m)
                     await m.ack()
                     if m.data.decode() != lose:  # a buggy client acks a message the application never sees
                         got.append(m.data.decode())
@@ -236,3 +237,52 @@ async def raises(ctx: Any) -> dict:
     """Raise without any fault (as a client that fails on a healthy link would)."""
     await ctx.checkpoint("in_call")
     raise RuntimeError("boom on a healthy link")
+
+
+def _delivery_flow(name: str, mode: str) -> None:
+    """Fetch every message, nak the first and take its redelivery; then misreport as a buggy client would."""
+    from harness.flows.next import prepare_stream_with_durable
+
+    async def fetch(ctx: Any, sub: Any, n: int) -> list:
+        while True:
+            ctx.check_deadline("waiting for a delivery")
+            try:
+                return await ctx.call("fetch", sub.fetch(n, timeout=0.5))
+            except asyncio.TimeoutError:  # nats.errors.TimeoutError, or the bare one fetch() sometimes re-raises
+                continue
+
+    async def run(ctx: Any) -> dict:
+        sub = await ctx.js.pull_subscribe_bind(durable=ctx.names.consumer, stream=ctx.names.stream)
+        try:
+            got: list = []
+            while len(got) < ctx.params["count"]:
+                got += await fetch(ctx, sub, ctx.params["count"] - len(got))
+            first, rest = got[0], got[1:]
+            for m in got:
+                ctx.delivered(m)
+            for m in rest:
+                await m.ack()
+            await first.nak()  # redelivered at once: delivery count 2 (an expected redelivery)
+            (again,) = await fetch(ctx, sub, 1)
+            ctx.delivered(again)
+            if mode == "duplicate":
+                ctx.delivered(again)  # the same delivery handed to the application twice
+            elif mode == "decrease":
+                ctx.delivered(first)  # the stale first delivery handed over after its redelivery
+            await again.ack_sync()
+        finally:
+            await sub.unsubscribe()
+        return {"received": len(got), "redelivered": 1}
+
+    run.__doc__ = {
+        "duplicate": "Take a redelivery, then hand the same delivery to the flow twice.",
+        "decrease": "Take a redelivery, then hand over the stale first delivery (its count goes down).",
+        "clean": "Take a redelivery once (an expected redelivery, counted apart).",
+    }[mode]
+    flow(name, triggers=("in_call",), prepare=prepare_stream_with_durable, defaults={"count": 5})(run)
+
+
+_delivery_flow("selftest.duplicate_delivery", "duplicate")
+_delivery_flow("selftest.decreasing_delivery", "decrease")
+_delivery_flow("selftest.clean_redelivery", "clean")
+

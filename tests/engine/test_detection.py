@@ -24,9 +24,12 @@ LEAKY = [
     ("selftest.pinger_outlives_close", "tasks", "leaked task Client._ping_interval (pending, after close)"),
     # a hang inside the flow's terminal action is the client's, not an environment error
     ("selftest.hang_in_finish", "iterators", "the flow's terminal action did not return"),
+    # delivery accounting: the same delivery handed over twice; a stale one after its redelivery
+    ("selftest.duplicate_delivery", "delivery", "1 stream sequence(s) delivered twice to consumer"),
+    ("selftest.decreasing_delivery", "delivery", "delivery count went down for 1 stream sequence(s)"),
 ]
 CLEAN = ["selftest.clean_task", "selftest.clean_consumer", "selftest.clean_iterator", "selftest.yield", "selftest.clean_socket",
-         "selftest.keep_messages"]
+         "selftest.keep_messages", "selftest.clean_redelivery"]
 
 
 @pytest.mark.parametrize("flow,check,phrase", LEAKY, ids=[f for f, _, _ in LEAKY])
@@ -125,3 +128,10 @@ def test_the_servers_drain_is_no_terminal_event_and_a_real_stuck_call_is_still_c
     assert stuck.verdict == "failed" and any(
         f.check == "iterators" and "not resolved after the terminal event" in f.summary for f in stuck.findings
     ), (stuck.reason, [f.summary for f in stuck.findings])
+
+
+def test_an_expected_redelivery_is_counted_apart_on_the_timeline(runner: Runner) -> None:
+    rec = runner.run(selftest("selftest.clean_redelivery"))
+    assert rec.verdict == "passed", (rec.reason, [f.summary for f in rec.findings])
+    (ev,) = [e for e in rec.events if e["what"] == "deliveries"]
+    assert (ev["deliveries"], ev["sequences"], ev["redelivered"], ev["duplicates"], ev["decreases"]) == (6, 5, 1, 0, 0)

@@ -1,0 +1,74 @@
+"""The agent's delivery ledger: which stream sequences each consumer handed to the flow, and
+with which delivery count (delivery accounting).
+
+It runs inside the agent (stdlib only: the agent imports nothing but the client under test)
+and must not grow with a long flow: per consumer it keeps at most `LIMIT` sequences (the
+oldest are forgotten, and counted) and at most `SHOWN` examples of each anomaly.
+
+Per repeat of a sequence on one consumer, with `prev` the highest delivery count seen so far:
+- count > prev: a *redelivery* (nak, ack wait, in_progress expiry): expected, counted apart;
+- count == prev: a *duplicate*: the same delivery handed to the flow twice;
+- count < prev: a *decrease*: a delivery count that went down.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+LIMIT = 10_000  # sequences remembered per consumer
+SHOWN = 20  # examples kept per anomaly and consumer (the counts go on)
+
+
+class _Consumer:
+    __slots__ = ("seen", "deliveries", "redelivered", "duplicates", "decreases", "dup_examples", "dec_examples", "forgotten")
+
+    def __init__(self) -> None:
+        self.seen: dict[int, int] = {}  # stream seq -> highest delivery count; insertion order ~ seq order
+        self.deliveries = self.redelivered = self.duplicates = self.decreases = self.forgotten = 0
+        self.dup_examples: list[list[int]] = []  # [seq, count]
+        self.dec_examples: list[list[int]] = []  # [seq, highest before, now]
+
+
+class DeliveryLedger:
+    """Record every delivery the flow was handed; summarise per consumer for the outcome event."""
+
+    def __init__(self, limit: int = LIMIT, shown: int = SHOWN) -> None:
+        self.limit, self.shown = limit, shown
+        self._by_consumer: dict[str, _Consumer] = {}
+
+    def record(self, consumer: str, stream_seq: int, count: int) -> None:
+        c = self._by_consumer.get(consumer)
+        if c is None:
+            c = self._by_consumer[consumer] = _Consumer()
+        c.deliveries += 1
+        prev = c.seen.get(stream_seq)
+        if prev is None:
+            c.seen[stream_seq] = count
+            if len(c.seen) > self.limit:
+                del c.seen[next(iter(c.seen))]
+                c.forgotten += 1
+        elif count > prev:
+            c.redelivered += 1
+            c.seen[stream_seq] = count
+        elif count == prev:
+            c.duplicates += 1
+            if len(c.dup_examples) < self.shown:
+                c.dup_examples.append([stream_seq, count])
+        else:
+            c.decreases += 1
+            if len(c.dec_examples) < self.shown:
+                c.dec_examples.append([stream_seq, prev, count])
+
+    def __bool__(self) -> bool:
+        return bool(self._by_consumer)
+
+    def summary(self) -> dict[str, Any]:
+        """Per consumer: deliveries, distinct sequences, redelivered, duplicates, decreases, examples."""
+        return {
+            name: {
+                "deliveries": c.deliveries, "sequences": len(c.seen) + c.forgotten, "redelivered": c.redelivered,
+                "duplicates": c.duplicates, "duplicate_examples": c.dup_examples,
+                "decreases": c.decreases, "decrease_examples": c.dec_examples, "forgotten": c.forgotten,
+            }
+            for name, c in self._by_consumer.items()
+        }
