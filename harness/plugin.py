@@ -26,7 +26,8 @@ import pytest
 
 import harness
 from harness.env import BACKENDS, make_environment
-from harness.errors import HarnessError
+from harness.errors import EnvError, HarnessError
+from harness.infrastructure import Death, InfraEvent, Watch, errored
 from harness.journal import JournalWriter
 from harness.progress import Progress
 from harness.scenario import Scenario, ScenarioError, load_file, resolve_seed
@@ -35,6 +36,7 @@ from harness.targets.resolve import Target, resolve_target, target_slug
 
 RECORD_KEY = "nats_chaos_record"
 VERSIONS_KEY = "nats_chaos_versions"  # a worker's environment versions, for the controller's header
+INFRA_KEY = "nats_chaos_infra"  # an environment death and what the run did about it
 INVALID_ENV = "Invalid chaos environment {value!r} from {source}: expected one of " + ", ".join(BACKENDS)
 
 
@@ -106,6 +108,7 @@ class ChaosSession:
         self.env: Any = None
         self.runner: Any = None
         self.records: list[dict[str, Any]] = []
+        self.infra: list[dict[str, Any]] = []
         self.env_error: HarnessError | None = None
         self.versions: dict[str, str] = {}
         self.started = datetime.datetime.now().isoformat(timespec="seconds")
@@ -114,6 +117,7 @@ class ChaosSession:
         self.writer: JournalWriter | None = None if winput else JournalWriter(self.reports / self.run_id)
         # Validated before anything runs (a malformed file is a usage error), used by the report.
         self.known = None if winput else _load_known(config)
+        self.watch = Watch()
         self.progress: Progress | None = None
         self.live = False  # a live progress line on a terminal; plain lines otherwise
         self._tick_stop = threading.Event()
@@ -210,20 +214,60 @@ class ChaosSession:
             if k == VERSIONS_KEY and not self.versions:
                 self.versions = json.loads(v)
         for k, v in report.user_properties:
+            if k == INFRA_KEY and self.writer is not None:
+                self.ensure_header()
+                self.writer.infra(json.loads(v))
+                self.infra.append(json.loads(v))
+        for k, v in report.user_properties:
             if k == RECORD_KEY:
                 rec = json.loads(v)
                 self.records.append(rec)
                 self.journal_record(rec)
                 self.show_progress(rec)
 
-    def journal_record(self, rec: dict[str, Any]) -> None:
-        if self.writer is None:
-            return
-        if not self.writer.has_header:
+    def ensure_header(self) -> None:
+        if self.writer is not None and not self.writer.has_header:
             h = self.header()
             h["started"] = self.started
             self.writer.header(h)
+
+    def journal_record(self, rec: dict[str, Any]) -> None:
+        if self.writer is None:
+            return
+        self.ensure_header()
         self.writer.record(rec)
+
+    def survive_infrastructure(self, rec: dict[str, Any], item: "ScenarioItem") -> dict[str, Any]:
+        """A server that died during the scenario: the scenario is `error`, the environment is
+        restarted (bounded), or, if the same server died right after its restart, the run ends."""
+        if self.env is None:
+            return rec
+        try:
+            deaths = [Death(name, ev) for name, ev in self.env.dead_components()]
+        except Exception as e:  # the probe itself failed: the environment is unusable
+            deaths = [Death("environment", f"{type(e).__name__}: {e}")]
+        action = self.watch.decide(deaths)
+        if action == "none":
+            return rec
+        d = deaths[0]
+        rec = errored(rec, d)
+        self.stop()
+        if action == "restart":
+            self.watch.restarted(d.component)
+            try:
+                self.get_runner()
+                outcome = "restarted"
+            except HarnessError as e:
+                outcome = f"restart failed: {str(e).splitlines()[0]}"
+                item.session.shouldstop = f"nats-chaos: the environment could not be restarted after {d.component} died"
+        else:
+            outcome = "ended the run"
+            self.env_error = EnvError(
+                f"{d.component} died again right after a restart (or after {self.watch.restarts} restarts); ending the run",
+                evidence=d.evidence, hint="the machine, not the client, is failing: look at the log above")
+            item.session.shouldstop = f"nats-chaos: {d.component} died again; ending the run"
+        item.infra.append(InfraEvent(d.component, item.scenario.id, outcome, d.evidence[-3000:], self.watch.restarts).to_json())
+        return rec
 
     def header(self) -> dict[str, Any]:
         if self.target is None and self.env_error is None:
@@ -337,11 +381,13 @@ class ScenarioItem(pytest.Item):
         super().__init__(**kw)
         self.scenario = scenario
         self.record: dict[str, Any] | None = None
+        self.infra: list[dict[str, Any]] = []  # environment deaths seen after this scenario
 
     def runtest(self) -> None:
         cs = self.config.stash[_KEY]
         runner = cs.get_runner()
-        self.record = runner.run(self.scenario, replay=self.replay_command()).to_json()
+        record = runner.run(self.scenario, replay=self.replay_command()).to_json()
+        self.record = cs.survive_infrastructure(record, self)
         if self.record["verdict"] == "not_applicable":
             pytest.skip(f"not applicable: {self.record['reason']}")
         if self.record["verdict"] != "passed":
@@ -400,6 +446,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
             }
         if rec is not None:
             rec.setdefault("node", item.replay_target())  # what `harness gate` reruns
+            if rec["verdict"] != "passed" and not rec.get("replay"):
+                rec["replay"] = item.replay_command()
+            for ev in item.infra:  # before the record: the journal says what happened, in order
+                rep.user_properties.append((INFRA_KEY, json.dumps(ev, default=str)))
             rep.user_properties.append((RECORD_KEY, json.dumps(rec, default=str)))
             cs = item.config.stash[_KEY]
             if cs.versions:
@@ -452,5 +502,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         " ".join(f"{v}={c.get(v, 0)}" for v in ("passed", "failed", "inconclusive", "error", "not_applicable"))
         + f"  seed={cs.seed}  target={cs.target.label if cs.target else '?'}"
     )
+    for ev in cs.infra:
+        terminalreporter.write_line(f"infrastructure: {ev['summary']}")
     terminalreporter.write_line(f"journal: {path}")
     terminalreporter.write_line(f"html:    {path.parent / 'report.html'}")

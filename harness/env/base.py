@@ -154,6 +154,21 @@ class Environment(abc.ABC):
     def server_log_tail(self, lines: int = 40) -> str:
         """The last lines of nats-server's log (evidence for errors and reports)."""
 
+    def dead_components(self) -> list[tuple[str, str]]:
+        """Servers of this environment that no longer answer, as (name, evidence).
+
+        Asked after each scenario, once its faults are healed: a server down then died
+        outside a fault (the run records it and restarts the environment).
+        """
+        from harness.env.process import http_ok
+
+        out = []
+        if not http_ok(f"{self.toxiproxy_url}/version", timeout=2.0):
+            out.append(("toxiproxy-server", f"no answer on {self.toxiproxy_url}/version"))
+        if not http_ok(f"{self.monitor_url}/healthz", timeout=2.0):
+            out.append(("nats-server", f"no answer on /healthz; last lines of its log:\n{self.server_log_tail(15)}"))
+        return out
+
     def describe(self) -> str:
         """Multi-line, credential-free description for `harness env up` and run headers."""
         e = self.endpoints

@@ -246,5 +246,14 @@ class LocalEnvironment(Environment):
     def server_running(self) -> bool:
         return self.nats is not None and self.nats.alive()
 
+    def dead_components(self) -> list[tuple[str, str]]:
+        out = []
+        for mp in (self.toxi, self.nats):
+            if mp is not None and not mp.alive():
+                status = mp.proc.poll() if mp.proc is not None else None
+                out.append((mp.name, f"{mp.name} (pid {mp.pid}) exited with status {status}; "
+                                     f"last lines of {mp.log_path}:\n{tail(mp.log_path, 15)}"))
+        return out
+
     def server_log_tail(self, lines: int = 40) -> str:
         return tail(self._nats().log_path, lines)
