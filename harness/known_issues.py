@@ -147,7 +147,7 @@ class Target:
 def target_of(header: Mapping[str, Any]) -> Target:
     """The target a run's header names (issue 8's `target`, else the `nats_py`/`nats_server` keys)."""
     t = header.get("target")
-    if isinstance(t, Mapping):
+    if isinstance(t, Mapping) and t.get("client"):  # {} when the run never resolved its target
         c, s = t.get("client") or {}, t.get("server") or {}
         return Target(str(c.get("impl", "nats-py")), str(c.get("version", "?")), str(s.get("version", "?")).removeprefix("v"))
     return Target("nats-py", str(header.get("nats_py", "?")), str(header.get("nats_server", "?")).removeprefix("v"))

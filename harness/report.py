@@ -52,7 +52,7 @@ def target_line(header: Mapping[str, Any]) -> str:
     if header.get("target_id"):
         return str(header["target_id"])
     t = header.get("target")
-    if isinstance(t, Mapping):
+    if isinstance(t, Mapping) and t.get("client"):
         c, s = t.get("client", {}), t.get("server", {})
         client = f"{c.get('impl', '?')} {c.get('version', '?')}" + (f" ({c['source']})" if c.get("source") else "")
         server = f"nats-server {s.get('version', '?')}" + (f" ({s['source']})" if s.get("source") else "")

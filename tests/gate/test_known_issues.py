@@ -82,6 +82,7 @@ def test_the_target_comes_from_the_header_target_or_the_version_keys() -> None:
                       "server": {"version": "2.12.8", "source": "pypi"}}, "nats_py": "2.16.0"}
     assert target_of(new) == Target("nats.go", "v1.41.0", "2.12.8")
     assert target_of({"nats_py": "2.16.0", "nats_server": "v2.12.8"}) == PY_2_16
+    assert target_of({"target": {}, "nats_py": "2.16.0", "nats_server": "v2.12.8"}) == PY_2_16
 
 
 @pytest.mark.parametrize("text, message", [
