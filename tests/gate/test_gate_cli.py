@@ -66,9 +66,8 @@ def test_a_malformed_known_issues_file_is_exit_2_before_anything_runs(tmp_path: 
     root = tmp_path / "runs"
     r = gate(project(tmp_path, bad), NATS_CHAOS_RUN_ROOT=str(root))
     assert r.returncode == 2
-    assert r.stderr.splitlines()[0] == (
-        "known_issues/known_issues.yaml: entry KI-900: field 'checks': unknown check 'taks' "
-        "(known: consumers, iterators, loop, messages, recovery, resources, subscriptions, tasks)")
+    assert r.stderr.splitlines()[0].startswith(
+        "known_issues/known_issues.yaml: entry KI-900: field 'checks': unknown check 'taks' (known: consumers, ")
     assert not (tmp_path / "reports").exists() and not root.exists()
 
 
