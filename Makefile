@@ -5,7 +5,7 @@ HARNESS := .venv/bin/harness
 ENV     ?= local
 ARGS    ?=
 
-.PHONY: setup chaos gate test bench env-up clean
+.PHONY: setup chaos gate test lint bench env-up clean
 
 setup:
 	@bash scripts/setup.sh
@@ -22,6 +22,10 @@ gate: setup
 
 test: setup
 	$(PY) -m pytest tests $(ARGS)
+
+# actionlint (built with go install into .bin/) over .github/workflows/.
+lint:
+	@bash scripts/lint.sh
 
 bench: setup
 	$(PY) bench/run.py $(ARGS)
