@@ -50,6 +50,12 @@ def test_every_finding_known_passes_with_reruns_and_writes_gate_md(tmp_path: Pat
     leak = next(d for d in doc["scenarios"] if d["id"] == "selftest.leak_task[none]")
     assert leak["verdicts"] == ["failed", "failed", "failed"] and leak["status"] == "known"
     assert len(list((run_dir / "reruns").glob("[0-9]*/journal.jsonl"))) == 2
+    # `harness report` on the gate's run rebuilds gate.md from the journals (reruns included).
+    for name in ("gate.md", "gate.json", "report.html"):
+        (run_dir / name).unlink()
+    again = subprocess.run([str(HARNESS), "report", str(run_dir)], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0, again.stderr
+    assert (run_dir / "gate.md").read_text() == md and (run_dir / "report.html").exists()
 
 
 def test_a_new_finding_and_a_stale_issue_fail_the_gate(tmp_path: Path) -> None:
@@ -95,3 +101,13 @@ def test_harness_run_marks_known_and_new_and_refuses_a_malformed_file_before_sta
     assert bad.returncode == 2
     assert "known_issues/known_issues.yaml: entry KI-900: field 'clent': unknown field" in bad.stderr, bad.stderr
     assert not root.exists()
+
+
+def test_target_options_and_selection_reach_every_run_and_reruns_name_node_ids() -> None:
+    from harness.cli_reports import split_run_args
+
+    first, rerun = split_run_args(["-k", "fetch", "scenarios/a.yaml", "--client", "nats-py==2.15.0",
+                                   "--server", "2.14.6", "--env", "compose", "-n", "2"])
+    assert first == ["-k", "fetch", "scenarios/a.yaml", "--client", "nats-py==2.15.0", "--server", "2.14.6",
+                     "--env", "compose", "-n", "2"]
+    assert rerun == ["-k", "fetch", "--client", "nats-py==2.15.0", "--server", "2.14.6", "--env", "compose", "-n", "2"]
