@@ -1,0 +1,240 @@
+//go:build !nojetstream
+
+package main
+
+// Flows on the `jetstream` package (nats.go's current JetStream API), written the way a
+// careful Go user writes them: contexts, errors checked, cleanup deferred. Same names and
+// params as harness/flows/*.py; the observer prepares what they need.
+//
+// Built unless the `nojetstream` tag is set (nats.go releases before the package had
+// what these flows use: see harness/targets/nats_go.py); then flows_nojetstream.go
+// reports them not applicable.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+func init() {
+	register("objectstore.get", objectstoreGet)
+	register("kv.get", kvGet)
+	register("kv.keys", kvKeys)
+	register("kv.watch", kvWatch)
+	register("next.iterate", nextIterate)
+}
+
+// objectstoreGet: ObjectStore.Get and read the object whole (call_timeout 0: a context
+// without deadline, the case nats-io/nats.go#1848 is about).
+func objectstoreGet(f *Flow) (map[string]any, error) {
+	js, err := jetstream.New(f.NC)
+	if err != nil {
+		return nil, err
+	}
+	obs, err := js.ObjectStore(f.Ctx, f.Bucket())
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Checkpoint("in_call"); err != nil {
+		return nil, err
+	}
+	ctx, cancel := callCtx(f, "call_timeout")
+	defer cancel()
+	n := 0
+	err = f.Call("objectstore.get", func() error {
+		r, err := obs.Get(ctx, "obj")
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		data, err := io.ReadAll(r)
+		n = len(data)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if n != f.Int("size") {
+		return nil, &IntegrityError{fmt.Sprintf("object truncated: got %d of %d bytes, no error returned", n, f.Int("size"))}
+	}
+	return map[string]any{"bytes": n}, nil
+}
+
+func kvGet(f *Flow) (map[string]any, error) {
+	js, err := jetstream.New(f.NC)
+	if err != nil {
+		return nil, err
+	}
+	kv, err := js.KeyValue(f.Ctx, f.Bucket())
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Checkpoint("in_call"); err != nil {
+		return nil, err
+	}
+	ctx, cancel := callCtx(f, "call_timeout")
+	defer cancel()
+	var e jetstream.KeyValueEntry
+	err = f.Call("kv.get", func() error {
+		var err error
+		e, err = kv.Get(ctx, "k")
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"bytes": len(e.Value())}, nil
+}
+
+// kvKeys lists a bucket's keys (a temporary watcher inside) with no caller deadline.
+func kvKeys(f *Flow) (map[string]any, error) {
+	js, err := jetstream.New(f.NC)
+	if err != nil {
+		return nil, err
+	}
+	kv, err := js.KeyValue(f.Ctx, f.Bucket())
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Checkpoint("in_call"); err != nil {
+		return nil, err
+	}
+	var keys []string
+	err = f.Call("kv.keys", func() error {
+		var err error
+		keys, err = kv.Keys(f.Ctx)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(keys) != f.Int("keys") {
+		return nil, &IntegrityError{fmt.Sprintf("kv.Keys returned %d of %d keys", len(keys), f.Int("keys"))}
+	}
+	return map[string]any{"keys": len(keys)}, nil
+}
+
+// kvWatch: the initial values, then wait for updates until stopped (the flow's terminal action).
+func kvWatch(f *Flow) (map[string]any, error) {
+	js, err := jetstream.New(f.NC)
+	if err != nil {
+		return nil, err
+	}
+	kv, err := js.KeyValue(f.Ctx, f.Bucket())
+	if err != nil {
+		return nil, err
+	}
+	w, err := kv.WatchAll(f.Ctx)
+	if err != nil {
+		return nil, err
+	}
+	f.OnFinish(w.Stop)
+	defer func() {
+		if !f.FinishRequested() && f.NC.IsConnected() {
+			w.Stop()
+		}
+	}()
+	seen := []string{}
+	for {
+		var e jetstream.KeyValueEntry
+		open := true
+		err := f.Call("kv.watch.Updates", func() error {
+			select {
+			case e, open = <-w.Updates():
+				return nil
+			case <-f.Ctx.Done():
+				return f.Ctx.Err()
+			}
+		})
+		if err != nil {
+			return nil, err
+		}
+		if !open {
+			break
+		}
+		if e == nil { // end of the initial values
+			f.Received(seen)
+			continue
+		}
+		seen = append(seen, e.Key())
+	}
+	return map[string]any{"seen": len(seen)}, nil
+}
+
+// iterTrack maps drain faults onto a pull iterator: sub_drain -> Drain, unsubscribe -> Stop.
+type iterTrack struct{ it jetstream.MessagesContext }
+
+func (t iterTrack) Drain() error       { t.it.Drain(); return nil }
+func (t iterTrack) Unsubscribe() error { t.it.Stop(); return nil }
+
+// nextIterate: Consumer.Messages() and Next() in a loop, ended by the flow's own Stop (or
+// a drain fault) — the iterator of nats-io/nats.go#1524.
+func nextIterate(f *Flow) (map[string]any, error) {
+	js, err := jetstream.New(f.NC)
+	if err != nil {
+		return nil, err
+	}
+	ordered := f.Bool("ordered")
+	var cons jetstream.Consumer
+	if ordered {
+		cons, err = js.OrderedConsumer(f.Ctx, f.Stream(), jetstream.OrderedConsumerConfig{FilterSubjects: []string{f.Subject() + ".>"}})
+	} else {
+		cons, err = js.CreateConsumer(f.Ctx, f.Stream(), jetstream.ConsumerConfig{
+			AckPolicy: jetstream.AckExplicitPolicy, FilterSubject: f.Subject() + ".>", InactiveThreshold: 5 * time.Second,
+		})
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !ordered {
+		// A careful user deletes the ephemeral consumer it made (bounded: the link may be gone).
+		name := cons.CachedInfo().Name
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			js.DeleteConsumer(ctx, f.Stream(), name)
+		}()
+	}
+	var opts []jetstream.PullMessagesOpt
+	if hb := f.Dur("idle_heartbeat"); hb > 0 {
+		opts = append(opts, jetstream.PullHeartbeat(hb))
+	}
+	it, err := cons.Messages(opts...)
+	if err != nil {
+		return nil, err
+	}
+	f.Track(iterTrack{it})
+	f.OnFinish(func() error { it.Stop(); return nil })
+	defer it.Stop()
+	got := []string{}
+	for {
+		var msg jetstream.Msg
+		err := f.Call("messages.Next", func() error {
+			var err error
+			msg, err = it.Next()
+			return err
+		})
+		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+			break
+		}
+		if err != nil {
+			return tally(got), err
+		}
+		if !ordered {
+			if err := msg.Ack(); err != nil {
+				return tally(got), err
+			}
+		}
+		id := string(msg.Data())
+		fresh := !contains(got, id)
+		got = append(got, id)
+		if fresh && distinct(got) == f.Int("count") {
+			f.Received(got)
+		}
+	}
+	return tally(got), nil
+}

@@ -1,0 +1,231 @@
+package main
+
+// Flows on the legacy JetStream API (nats.JetStreamContext), present in every nats.go
+// release the agent builds for. Pull fetch and ack flows use a bound pull subscription,
+// as nats-py's `pull_subscribe_bind` does, so the drain faults act on a real
+// subscription (sub.Drain, sub.Unsubscribe).
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+func init() {
+	register("stream.get_msg", streamGetMsg)
+	register("next.fetch", nextFetch)
+	register("next.next_msg", nextNextMsg)
+	for _, kind := range []string{"ack", "ack_sync", "nak", "nak_delay", "in_progress", "term"} {
+		register("ack."+kind, ackFlow(kind))
+	}
+}
+
+// isTimeout: a bounded call that ended by its own timeout (nothing arrived in time).
+func isTimeout(err error) bool {
+	return errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded)
+}
+
+func streamGetMsg(f *Flow) (map[string]any, error) {
+	js, err := f.NC.JetStream()
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Checkpoint("in_call"); err != nil {
+		return nil, err
+	}
+	ctx, cancel := callCtx(f, "call_timeout")
+	defer cancel()
+	opts := []nats.JSOpt{nats.Context(ctx)}
+	if f.Bool("direct") {
+		opts = append(opts, nats.DirectGet())
+	}
+	var m *nats.RawStreamMsg
+	err = f.Call("stream.get_msg", func() error {
+		var err error
+		m, err = js.GetMsg(f.Stream(), 1, opts...)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"bytes": len(m.Data)}, nil
+}
+
+func bindPull(f *Flow) (*nats.Subscription, error) {
+	js, err := f.NC.JetStream()
+	if err != nil {
+		return nil, err
+	}
+	return js.PullSubscribe("", f.Consumer(), nats.Bind(f.Stream(), f.Consumer()))
+}
+
+// nextFetch: fetch every message, acking each, then a long-poll fetch that waits for more.
+func nextFetch(f *Flow) (map[string]any, error) {
+	sub, err := bindPull(f)
+	if err != nil {
+		return nil, err
+	}
+	f.Track(sub)
+	defer sub.Unsubscribe()
+	got := []string{}
+	count := f.Int("count")
+	for distinct(got) < count { // distinct ids: a redelivery fills no gap
+		if err := f.CheckDeadline(fmt.Sprintf("%d of %d messages", distinct(got), count)); err != nil {
+			return tally(got), err
+		}
+		var msgs []*nats.Msg
+		err := f.Call("fetch", func() error {
+			var err error
+			msgs, err = sub.Fetch(f.Int("batch"), nats.MaxWait(f.Dur("fetch_timeout")))
+			return err
+		})
+		if isTimeout(err) {
+			continue
+		}
+		if err != nil {
+			return tally(got), err
+		}
+		for _, m := range msgs {
+			if err := m.Ack(); err != nil {
+				return tally(got), err
+			}
+			got = append(got, string(m.Data))
+		}
+	}
+	f.Received(got)
+	// The stream is empty now: this long poll parks a pull request on the server (the
+	// `waiting` trigger). It ends by its own timeout, or sooner when the subscription ends.
+	err = f.Call("fetch", func() error {
+		_, err := sub.Fetch(1, nats.MaxWait(f.Dur("wait_timeout")))
+		return err
+	})
+	if err != nil && !isTimeout(err) && !errors.Is(err, nats.ErrBadSubscription) && !errors.Is(err, nats.ErrConnectionClosed) {
+		return tally(got), err
+	}
+	return tally(got), nil
+}
+
+// nextNextMsg: sub.NextMsg(timeout) on a push subscription until every message is in,
+// then one that waits.
+func nextNextMsg(f *Flow) (map[string]any, error) {
+	js, err := f.NC.JetStream()
+	if err != nil {
+		return nil, err
+	}
+	sub, err := js.SubscribeSync(f.Subject()+".>", nats.ManualAck())
+	if err != nil {
+		return nil, err
+	}
+	f.Track(sub)
+	defer func() {
+		if sub.IsValid() {
+			sub.Unsubscribe()
+		}
+	}()
+	got := []string{}
+	count := f.Int("count")
+	for distinct(got) < count {
+		if err := f.CheckDeadline(fmt.Sprintf("%d of %d messages", distinct(got), count)); err != nil {
+			return tally(got), err
+		}
+		var m *nats.Msg
+		err := f.Call("next_msg", func() error {
+			var err error
+			m, err = sub.NextMsg(f.Dur("next_timeout"))
+			return err
+		})
+		if isTimeout(err) {
+			continue
+		}
+		if err != nil {
+			return tally(got), err
+		}
+		if err := m.Ack(); err != nil {
+			return tally(got), err
+		}
+		got = append(got, string(m.Data))
+	}
+	f.Received(got)
+	err = f.Call("next_msg", func() error {
+		_, err := sub.NextMsg(f.Dur("wait_timeout"))
+		return err
+	})
+	if err != nil && !isTimeout(err) && !errors.Is(err, nats.ErrBadSubscription) && !errors.Is(err, nats.ErrConnectionClosed) {
+		return tally(got), err
+	}
+	return tally(got), nil
+}
+
+// ackFlow: fetch a batch from the durable, hold at before_ack (where the fault goes in),
+// then acknowledge every message the given way, and flush.
+func ackFlow(kind string) flowFunc {
+	return func(f *Flow) (map[string]any, error) {
+		sub, err := bindPull(f)
+		if err != nil {
+			return nil, err
+		}
+		f.Track(sub)
+		defer sub.Unsubscribe()
+		var msgs []*nats.Msg
+		for len(msgs) == 0 {
+			if err := f.CheckDeadline(fmt.Sprintf("0 of %d messages", f.Int("count"))); err != nil {
+				return nil, err
+			}
+			err := f.Call("fetch", func() error {
+				var err error
+				msgs, err = sub.Fetch(f.Int("count"), nats.MaxWait(f.Dur("fetch_timeout")))
+				return err
+			})
+			if isTimeout(err) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+		}
+		ids := make([]string, len(msgs))
+		for i, m := range msgs {
+			ids[i] = string(m.Data)
+		}
+		f.Received(ids)
+		if err := f.Checkpoint("before_ack"); err != nil {
+			return nil, err
+		}
+		t := f.Dur("ack_timeout")
+		for _, m := range msgs {
+			var label string
+			var call func() error
+			switch kind {
+			case "ack":
+				label, call = "ack", func() error { return m.Ack() }
+			case "ack_sync":
+				label, call = "ack_sync", func() error { return m.AckSync(nats.AckWait(t)) }
+			case "nak":
+				label, call = "nak", func() error { return m.Nak() }
+			case "nak_delay":
+				label, call = "nak", func() error { return m.NakWithDelay(f.Dur("nak_delay")) }
+			case "in_progress":
+				label, call = "in_progress", func() error { return m.InProgress() }
+			case "term":
+				label, call = "term", func() error { return m.Term() }
+			}
+			if err := f.Call(label, call); err != nil {
+				return nil, err
+			}
+		}
+		// A careful user makes sure fire-and-forget acks reach the server.
+		if err := f.Call("flush", func() error { return f.NC.FlushTimeout(t) }); err != nil {
+			return nil, err
+		}
+		confirmed := 0
+		if kind == "ack_sync" {
+			confirmed = len(msgs)
+		}
+		return map[string]any{"acked": len(msgs), "kind": kind, "confirmed": confirmed}, nil
+	}
+}
+
+var _ = time.Second

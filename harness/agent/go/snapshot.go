@@ -1,0 +1,271 @@
+package main
+
+// What the agent reports about itself, in the JSON shapes harness/agent/snapshot.py reads
+// (TaskInfo, SubInfo, ProcInfo), so the same checks decide for nats.go as for nats-py.
+//
+// A goroutine is reported as a task: id (the goroutine id), state (the runtime's wait
+// reason: "chan receive", "select", "IO wait", ...), coro (its entry function: what the
+// goroutine was started with, the counterpart of a coroutine's qualname), top (the
+// innermost frame: where it sits), stack (outermost first, as the Python agent's await
+// chain), created_at ("created by F in goroutine N at file:line"), role ("agent" for the
+// agent's own, "flow" for the flow's goroutine, "" for everything else: the client's).
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"reflect"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"unsafe"
+
+	"github.com/nats-io/nats.go"
+)
+
+func uintptrOf(ts *syscall.Timespec) uintptr { return uintptr(unsafe.Pointer(ts)) }
+
+// roleOf labels a goroutine by who started it (goleak's named filters): the agent's own
+// plumbing (main, the request reader's handlers, the heartbeat, the SIGUSR1 dumper and
+// the runtime's signal-delivery loop) is "agent"; the goroutine running the flow is
+// "flow"; everything else, whatever started it, is the client's ("").
+func roleOf(g goroutine, entry string) string {
+	switch {
+	case strings.HasPrefix(g.createdBy, "main.(*agent).opStart"):
+		return "flow"
+	case entry == "main.main",
+		strings.HasPrefix(g.createdBy, "main.main"),
+		strings.HasPrefix(g.createdBy, "main.(*agent).serve"),
+		strings.HasPrefix(entry, "os/signal."):
+		return "agent"
+	}
+	return ""
+}
+
+func goid() int64 {
+	var buf [64]byte
+	b := buf[:runtime.Stack(buf[:], false)]
+	b = bytes.TrimPrefix(b, []byte("goroutine "))
+	if i := bytes.IndexByte(b, ' '); i > 0 {
+		id, _ := strconv.ParseInt(string(b[:i]), 10, 64)
+		return id
+	}
+	return 0
+}
+
+type frame struct {
+	fn   string // package-qualified function, e.g. github.com/nats-io/nats.go.(*Conn).readLoop
+	args string // the raw argument words, e.g. 0xc000180000, 0xc0001a6000
+	file string // file:line
+}
+
+type goroutine struct {
+	id        int64
+	state     string
+	frames    []frame // innermost first, as the runtime prints them
+	createdBy string
+	createdAt string
+}
+
+var headerRE = regexp.MustCompile(`^goroutine (\d+) \[([^\]]*)\]:$`)
+
+// parseGoroutines reads runtime.Stack(all=true) text.
+func parseGoroutines(text []byte) []goroutine {
+	var out []goroutine
+	var g *goroutine
+	sc := bufio.NewScanner(bytes.NewReader(text))
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	var pending *frame
+	var inCreated bool
+	for sc.Scan() {
+		line := sc.Text()
+		if m := headerRE.FindStringSubmatch(line); m != nil {
+			id, _ := strconv.ParseInt(m[1], 10, 64)
+			state := m[2]
+			if i := strings.IndexByte(state, ','); i >= 0 { // "chan receive, 2 minutes"
+				state = state[:i]
+			}
+			out = append(out, goroutine{id: id, state: state})
+			g = &out[len(out)-1]
+			pending, inCreated = nil, false
+			continue
+		}
+		if g == nil || line == "" {
+			continue
+		}
+		if strings.HasPrefix(line, "\t") {
+			loc := strings.TrimSpace(line)
+			if i := strings.LastIndex(loc, " +0x"); i > 0 {
+				loc = loc[:i]
+			}
+			if inCreated {
+				g.createdAt = loc
+			} else if pending != nil {
+				pending.file = loc
+				g.frames = append(g.frames, *pending)
+				pending = nil
+			}
+			continue
+		}
+		if strings.HasPrefix(line, "created by ") {
+			g.createdBy = strings.TrimPrefix(line, "created by ")
+			inCreated = true
+			continue
+		}
+		if strings.HasPrefix(line, "...") {
+			continue // "...additional frames elided..."
+		}
+		fn, args := line, ""
+		if i := strings.LastIndex(line, "("); i > 0 && strings.HasSuffix(line, ")") {
+			fn, args = line[:i], line[i+1:len(line)-1]
+		}
+		pending = &frame{fn: fn, args: args}
+	}
+	return out
+}
+
+func goroutines(subs []map[string]any) []map[string]any {
+	bySubPtr := map[string]string{}
+	for _, s := range subs {
+		if p, ok := s["ptr"].(string); ok {
+			bySubPtr[p] = s["subject"].(string)
+		}
+	}
+	out := []map[string]any{}
+	for _, g := range parseGoroutines(stackAll()) {
+		var entry, top, module string
+		if n := len(g.frames); n > 0 {
+			e := g.frames[n-1]
+			if e.fn == "runtime.goexit" && n > 1 { // a goroutine that has not run yet
+				e = g.frames[n-2]
+			}
+			entry, module = e.fn, e.file
+			top = g.frames[0].fn
+		}
+		stack := make([]string, 0, len(g.frames))
+		for i := len(g.frames) - 1; i >= 0; i-- {
+			stack = append(stack, fmt.Sprintf("%s at %s", g.frames[i].fn, g.frames[i].file))
+		}
+		created := []string{}
+		if g.createdBy != "" {
+			created = append(created, fmt.Sprintf("created by %s at %s", g.createdBy, g.createdAt))
+		}
+		out = append(out, map[string]any{
+			"id":         g.id,
+			"name":       fmt.Sprintf("goroutine %d", g.id),
+			"coro":       entry,
+			"top":        top,
+			"module":     module,
+			"state":      g.state,
+			"role":       roleOf(g, entry),
+			"stack":      stack,
+			"created_at": created,
+			"subject":    subjectOf(g, bySubPtr),
+		})
+	}
+	return out
+}
+
+// subjectOf: for a subscription's message goroutine (nats.go's (*Conn).waitForMsgs(nc, sub)),
+// the subject it serves, found through the *Subscription argument the runtime prints. It
+// tells the connection's request inbox apart from a flow's subscription.
+func subjectOf(g goroutine, bySubPtr map[string]string) string {
+	if n := len(g.frames); n > 0 && strings.HasSuffix(g.frames[n-1].fn, ".(*Conn).waitForMsgs") {
+		parts := strings.Split(g.frames[n-1].args, ", ")
+		if len(parts) >= 2 {
+			return bySubPtr[parts[1]]
+		}
+	}
+	return ""
+}
+
+// subscriptions is the client's own view of its subscriptions. nats.go's API gives only
+// a count (NumSubscriptions), and the checks need each one's subject (the request inbox
+// is the connection's, not a flow's): the agent reads the connection's subscription map
+// read-only, under the connection's own lock, by reflection. If a release lays its
+// fields out differently, the count is reported with unknown subjects instead.
+func subscriptions(nc *nats.Conn) []map[string]any {
+	out := []map[string]any{}
+	if nc == nil {
+		return out
+	}
+	cv := reflect.ValueOf(nc).Elem()
+	muF, subsF := cv.FieldByName("subsMu"), cv.FieldByName("subs")
+	if !muF.IsValid() || !subsF.IsValid() || subsF.Kind() != reflect.Map {
+		for i := 0; i < nc.NumSubscriptions(); i++ {
+			out = append(out, map[string]any{"sid": -1 - i, "subject": "?", "queue": "", "pending_msgs": 0, "closed": false})
+		}
+		return out
+	}
+	mu := (*sync.RWMutex)(unsafe.Pointer(muF.UnsafeAddr()))
+	subsMap := reflect.NewAt(subsF.Type(), unsafe.Pointer(subsF.UnsafeAddr())).Elem()
+	var list []*nats.Subscription
+	mu.RLock()
+	it := subsMap.MapRange()
+	for it.Next() {
+		if s, ok := it.Value().Interface().(*nats.Subscription); ok && s != nil {
+			list = append(list, s)
+		}
+	}
+	mu.RUnlock()
+	for _, s := range list {
+		sid := int64(-1)
+		if f := reflect.ValueOf(s).Elem().FieldByName("sid"); f.IsValid() && f.Kind() == reflect.Int64 {
+			sid = f.Int()
+		}
+		pending, _, _ := s.Pending()
+		out = append(out, map[string]any{
+			"sid":          sid,
+			"subject":      s.Subject,
+			"queue":        s.Queue,
+			"pending_msgs": pending,
+			"closed":       !s.IsValid(),
+			"ptr":          fmt.Sprintf("%p", s),
+		})
+	}
+	return out
+}
+
+// openFDs is this process's open file descriptors and what each points at.
+func openFDs() map[string]string {
+	out := map[string]string{}
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return out
+	}
+	for _, e := range ents {
+		if t, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil {
+			out[e.Name()] = t
+		}
+	}
+	return out
+}
+
+func process() map[string]any {
+	var rss int64
+	if b, err := os.ReadFile("/proc/self/statm"); err == nil {
+		if f := strings.Fields(string(b)); len(f) > 1 {
+			pages, _ := strconv.ParseInt(f[1], 10, 64)
+			rss = pages * int64(os.Getpagesize())
+		}
+	}
+	threads := 0
+	if b, err := os.ReadFile("/proc/self/status"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "Threads:") {
+				threads, _ = strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(l, "Threads:")))
+			}
+		}
+	}
+	return map[string]any{
+		"pid":     os.Getpid(),
+		"rss":     rss,
+		"fds":     len(openFDs()),
+		"cpu":     cpuSeconds(),
+		"threads": threads,
+	}
+}
