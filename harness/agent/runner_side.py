@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import queue
@@ -15,12 +16,14 @@ from typing import Any
 
 import psutil
 
+from harness.checks.iterators import is_spin
 from harness.agent.snapshot import PendingCall, Snapshot, pending_from_json
 from harness.env.process import _die_with_parent
 from harness.errors import HarnessError
 from harness.targets import AgentCommand
 
 BLOCKED_AFTER = 0.75  # seconds without a heartbeat (sent every 0.1 s) = a blocked event loop
+SPIN_WINDOW = BLOCKED_AFTER  # CPU busy this long while the flow waits in a call = a spin (Go agent)
 
 
 class AgentError(HarnessError):
@@ -59,6 +62,8 @@ class AgentProcess:
         self._in_block: dict[str, Any] | None = None
         self.gaps: list[dict[str, Any]] = []  # exact episodes: gaps between emitted heartbeats
         self._prev_hb: tuple[float, float] | None = None
+        self._waiting_hbs: collections.deque[tuple[float, float]] = collections.deque()  # (m, c) while a call waits
+        self._spin: dict[str, Any] | None = None  # an open spin-while-waiting episode
         self.t0 = time.monotonic()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -105,6 +110,41 @@ class AgentProcess:
                 self.gaps.append({"since": pm, "until": m, "duration": round(m - pm, 3),
                                   "cpu_busy": round(min(max(c - pc, 0.0) / (m - pm), 1.0), 2)})
         self._prev_hb = (m, c)
+        if "w" in msg:
+            self._spin_watch(m, c, msg["w"])
+
+    def _spin_watch(self, m: float, c: float, waiting: int) -> None:
+        """A spin where there is no event loop to block (the Go agent): the flow waits in a
+        tracked call (`w`, in the heartbeat) while the process burns CPU. An episode is a run of
+        SPIN_WINDOW-long spans, all with a call pending, each busier than `is_spin`'s share;
+        duration and CPU come from the agent's own stamps. Its stacks: a SIGUSR1 dump when it starts."""
+        if not waiting:
+            self._close_spin()
+            self._waiting_hbs.clear()
+            return
+        hbs = self._waiting_hbs
+        hbs.append((m, c))
+        while len(hbs) >= 2 and hbs[1][0] <= m - SPIN_WINDOW:
+            hbs.popleft()
+        m0, c0 = hbs[0]
+        if m - m0 < SPIN_WINDOW:
+            return
+        if is_spin(max(c - c0, 0.0) / (m - m0)):
+            if self._spin is None:
+                self._spin = {"since": m0, "c0": c0, "mark": self._stderr_size()}
+                self.signal(signal.SIGUSR1)  # the Go agent writes every goroutine's stack to stderr
+            self._spin.update(until=m, c1=c)
+        else:
+            self._close_spin()
+
+    def _close_spin(self) -> None:
+        sp, self._spin = self._spin, None
+        if sp is None or "until" not in sp:
+            return
+        d = max(sp["until"] - sp["since"], 1e-6)
+        self.gaps.append({"since": sp["since"], "until": sp["until"], "duration": round(d, 3),
+                          "cpu_busy": round(min(max(sp["c1"] - sp["c0"], 0.0) / d, 1.0), 2),
+                          "kind": "spin_while_waiting", "mark": sp["mark"]})
 
     def _watch(self) -> None:
         """Flag a blocked event loop: no heartbeat for BLOCKED_AFTER; dump stacks while it lasts."""
@@ -153,8 +193,13 @@ class AgentProcess:
         still_blocked = self._in_block is not None and self.alive() and time.monotonic() - self.last_hb > BLOCKED_AFTER
         if self._in_block is not None:
             self._close_block()
+        self._close_spin()
         out = []
         for g in self.gaps:
+            if "mark" in g:  # a spin while waiting: its own dump
+                dump = self.stderr_text(g["mark"])[:20000]
+                out.append({**{k: v for k, v in g.items() if k != "mark"}, "stacks": dump[-6000:] or "(no stack dump)"})
+                continue
             live = [b for b in self.blocked if g["since"] - 0.5 <= b["since"] <= g["until"]]
             stacks = live[0]["stacks"] if live else "(no stack dump: the gap was measured from the heartbeats after it ended)"
             out.append({**g, "stacks": stacks})

@@ -16,17 +16,18 @@ from typing import Any
 
 @dataclasses.dataclass(frozen=True)
 class TaskInfo:
-    """One asyncio task in the agent."""
+    """One asyncio task in the agent (nats-py), or one goroutine (nats.go's agent)."""
 
     id: int
     name: str
-    coro: str  # the coroutine's __qualname__: nats-py names none of its tasks
+    coro: str  # the coroutine's __qualname__ (nats-py names none of its tasks); a goroutine's entry function
     module: str
-    state: str  # pending | cancelling | done
+    state: str  # pending | cancelling | done; a goroutine's wait reason (chan receive, select, IO wait, ...)
     role: str  # "agent", "flow" or "" (the client's)
-    stack: tuple[str, ...]  # await chain, outermost first
+    stack: tuple[str, ...]  # await chain / goroutine frames, outermost first
     created_at: tuple[str, ...]
-    subject: str = ""  # for a subscription's message task, the subject it serves
+    subject: str = ""  # for a subscription's message task or goroutine, the subject it serves
+    top: str = ""  # a goroutine's innermost frame: where it sits
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,8 +14,20 @@ from harness.checks.subscriptions import is_request_inbox
 
 Rule = Callable[[TaskInfo, Snapshot], bool]
 
-# The connection's own machinery, created on connect and ended by close.
-CONNECTION_TASKS = {"Client._read_loop", "Client._flusher", "Client._ping_interval"}
+NATS_GO = "github.com/nats-io/nats.go."  # a goroutine's entry function, as the Go agent reports it
+
+# The connection's own machinery, created on connect and ended by close. nats-py: the read
+# loop, flusher and pinger tasks. nats.go: the read loop and flusher goroutines, and the
+# dispatcher of the connection's callbacks (disconnect, reconnect, error, closed handlers),
+# started by Connect; nats.go pings from a timer, not a goroutine.
+CONNECTION_TASKS = {
+    "Client._read_loop", "Client._flusher", "Client._ping_interval",
+    NATS_GO + "(*Conn).readLoop", NATS_GO + "(*Conn).flusher", NATS_GO + "(*asyncCallbacksHandler).asyncCBDispatcher",
+}
+# The reconnect loop (nats-py's task, nats.go's goroutine).
+RECONNECT_TASKS = {"Client._attempt_reconnect", NATS_GO + "(*Conn).doReconnect"}
+# A subscription's message delivery (nats-py's task, nats.go's goroutine per async subscription).
+SUBSCRIPTION_TASKS = {"Subscription._wait_for_msgs", NATS_GO + "(*Conn).waitForMsgs"}
 
 
 def ignore_agent_own(task: TaskInfo, snap: Snapshot) -> bool:
@@ -24,20 +36,20 @@ def ignore_agent_own(task: TaskInfo, snap: Snapshot) -> bool:
 
 
 def ignore_connection_while_open(task: TaskInfo, snap: Snapshot) -> bool:
-    """The connection's read loop, flusher and pinger, while the connection is open."""
+    """The connection's read loop, flusher and pinger (nats.go: callback dispatcher), while the connection is open."""
     return task.coro in CONNECTION_TASKS and not snap.conn.closed
 
 
 def ignore_reconnect_while_reconnecting(task: TaskInfo, snap: Snapshot) -> bool:
     """The reconnect loop while the client is (still) reconnecting after a fault."""
-    return task.coro == "Client._attempt_reconnect" and snap.conn.reconnecting
+    return task.coro in RECONNECT_TASKS and snap.conn.reconnecting
 
 
 def ignore_request_inbox_while_open(task: TaskInfo, snap: Snapshot) -> bool:
     """The message task of the connection's shared request inbox (`_INBOX.<id>.*`, made by the
     first request) while the connection is open."""
     return (
-        task.coro == "Subscription._wait_for_msgs" and is_request_inbox(task.subject) and not snap.conn.closed
+        task.coro in SUBSCRIPTION_TASKS and is_request_inbox(task.subject) and not snap.conn.closed
     )
 
 

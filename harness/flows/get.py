@@ -27,7 +27,7 @@ async def objectstore_get(ctx: Any) -> dict:
     """Get a multi-chunk object from an ObjectStore bucket."""
     obs = await ctx.js.object_store(ctx.names.bucket)
     await ctx.checkpoint("in_call")
-    res = await ctx.call("objectstore.get", obs.get("obj"), timeout=ctx.params["call_timeout"])
+    res = await ctx.call("objectstore.get", obs.get("obj"), timeout=ctx.params["call_timeout"] or None)
     if len(res.data) != ctx.params["size"]:
         raise IntegrityError(f"object truncated: got {len(res.data)} of {ctx.params['size']} bytes, no error raised")
     return {"bytes": len(res.data)}
@@ -43,7 +43,7 @@ async def kv_get(ctx: Any) -> dict:
     """Get one key from a KV bucket."""
     kv = await ctx.js.key_value(ctx.names.bucket)
     await ctx.checkpoint("in_call")
-    e = await ctx.call("kv.get", kv.get("k"), timeout=ctx.params["call_timeout"])
+    e = await ctx.call("kv.get", kv.get("k"), timeout=ctx.params["call_timeout"] or None)
     return {"bytes": len(e.value or b"")}
 
 
@@ -111,6 +111,6 @@ async def stream_get_msg(ctx: Any) -> dict:
     m = await ctx.call(
         "stream.get_msg",
         ctx.js.get_msg(ctx.names.stream, seq=1, direct=ctx.params["direct"]),
-        timeout=ctx.params["call_timeout"],
+        timeout=ctx.params["call_timeout"] or None,
     )
     return {"bytes": len(m.data or b"")}

@@ -110,6 +110,8 @@ func selftestIterator(f *Flow, honourFinish bool) (map[string]any, error) {
 			case _, open = <-items:
 			case <-done:
 				open = false
+			case <-f.Ctx.Done(): // the runner's cancel_flow, as a cancelled task in Python
+				return f.Ctx.Err()
 			}
 			return nil
 		}); err != nil {

@@ -17,6 +17,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -64,8 +65,19 @@ func main() {
 		"nats_go":        natsVersion(),
 		"client":         map[string]any{"impl": "nats.go", "version": natsVersion()},
 		"not_applicable": notApplicable,
+		"flows":          flowNames(),
 	})
 	a.serve()
+}
+
+// flowNames: every flow this build runs; the runner reports any other not applicable.
+func flowNames() []string {
+	out := make([]string, 0, len(flows))
+	for name := range flows {
+		out = append(out, name)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func natsVersion() string {

@@ -112,13 +112,16 @@ func parseGoroutines(text []byte) []goroutine {
 			continue
 		}
 		if strings.HasPrefix(line, "created by ") {
-			g.createdBy = strings.TrimPrefix(line, "created by ")
+			g.createdBy = strings.ReplaceAll(strings.TrimPrefix(line, "created by "), "%2e", ".")
 			inCreated = true
 			continue
 		}
 		if strings.HasPrefix(line, "...") {
 			continue // "...additional frames elided..."
 		}
+		// The runtime escapes dots in a package path's last element ("nats%2ego"): undo it so
+		// function names read as written (github.com/nats-io/nats.go.(*Conn).readLoop).
+		line = strings.ReplaceAll(line, "%2e", ".")
 		fn, args := line, ""
 		if i := strings.LastIndex(line, "("); i > 0 && strings.HasSuffix(line, ")") {
 			fn, args = line[:i], line[i+1:len(line)-1]
@@ -152,7 +155,12 @@ func goroutines(subs []map[string]any) []map[string]any {
 		}
 		created := []string{}
 		if g.createdBy != "" {
-			created = append(created, fmt.Sprintf("created by %s at %s", g.createdBy, g.createdAt))
+			// As the Python agent's creation site: "file:line in function" (plus the parent goroutine).
+			fn, parent := g.createdBy, ""
+			if i := strings.Index(fn, " in goroutine "); i > 0 {
+				fn, parent = fn[:i], " (started "+fn[i+1:]+")"
+			}
+			created = append(created, fmt.Sprintf("%s in %s%s", g.createdAt, fn, parent))
 		}
 		out = append(out, map[string]any{
 			"id":         g.id,
@@ -177,7 +185,7 @@ func subjectOf(g goroutine, bySubPtr map[string]string) string {
 	if n := len(g.frames); n > 0 && strings.HasSuffix(g.frames[n-1].fn, ".(*Conn).waitForMsgs") {
 		parts := strings.Split(g.frames[n-1].args, ", ")
 		if len(parts) >= 2 {
-			return bySubPtr[parts[1]]
+			return bySubPtr[strings.TrimSuffix(parts[1], "?")]
 		}
 	}
 	return ""
