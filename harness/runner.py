@@ -324,7 +324,9 @@ class Runner:
                                sids=frozenset(s.sid for s in base.subs), consumers=base_consumers, fds=fds_before)
         paced = trig is not None and trig.paced
         if paced:
-            env.toxiproxy.add_toxic(env.proxy_name, "bandwidth", name=triggers.PACING, rate=st.pacing_kbps)
+            pacing = trig.pacing or {"type": "bandwidth", "rate": st.pacing_kbps}
+            env.toxiproxy.add_toxic(env.proxy_name, pacing["type"], name=triggers.PACING,
+                                    **{k: v for k, v in pacing.items() if k != "type"})
         try:
             # The flow gives up by itself a little before the runner would call it stuck.
             agent.request("start", flow=sc.flow, params=dict(sc.params), tag=rc.names.tag,

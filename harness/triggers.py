@@ -6,7 +6,15 @@
   server, per /jsz), `blocked` (the flow sits in a tracked call such as `__anext__` or
   `next_msg` after it has every message), `transfer` (a multi-chunk object is being
   delivered: the link is first paced so the transfer lasts, then the fault fires once
-  the object's consumer has delivered `transfer_chunks` chunks).
+  the object's consumer has delivered `transfer_chunks` chunks), `consumer_created` (the
+  client created a consumer on the flow's stream, seen on the server, while every reply to
+  the client is held back by a latency toxic: the fault lands after the server made the
+  consumer and before its create reply reached the client — the window of
+  nats-io/nats.go#1848).
+
+A toxic cannot drop a reply a pacing `latency` toxic already holds: adding or removing a
+toxic interrupts the chain and Toxiproxy forwards held chunks at once. A fault that closes
+the client's connection (a disconnect) loses them.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ class Trigger:
     barrier: str = ""  # checkpoint name the flow holds at, for barrier triggers
     fired: Callable[[Any], bool] | None = None  # observed triggers: polled with the run context
     paced: bool = False  # needs the link slowed so the moment can be observed
+    pacing: dict[str, Any] = dataclasses.field(default_factory=dict)  # the pacing toxic (default: bandwidth at Settings.pacing_kbps)
     params: dict[str, Any] = dataclasses.field(default_factory=dict)  # fault_params it reads, with defaults
 
 
@@ -47,6 +56,10 @@ def _transfer(rc: Any) -> bool:
     return False
 
 
+def _consumer_created(rc: Any) -> bool:
+    return any(name not in rc.baseline.consumers for name in rc.observer.jsz_consumers(rc.object_stream))
+
+
 TRIGGERS: dict[str, Trigger] = {
     t.name: t
     for t in (
@@ -55,5 +68,8 @@ TRIGGERS: dict[str, Trigger] = {
         Trigger("waiting", fired=_waiting),
         Trigger("blocked", fired=_blocked),
         Trigger("transfer", fired=_transfer, paced=True, params={"transfer_chunks": 2}),
+        # Replies held 0.5 s (downstream only): the create reply is still in the proxy when
+        # the observer sees the consumer (it polls /jsz every few ms).
+        Trigger("consumer_created", fired=_consumer_created, paced=True, pacing={"type": "latency", "latency": 500}),
     )
 }

@@ -17,14 +17,14 @@ async def _prepare_object(js: Any, names: Names, params: Mapping[str, Any]) -> N
 
 @flow(
     "objectstore.get",
-    triggers=("in_call", "transfer"),
+    triggers=("in_call", "transfer", "consumer_created"),
     prepare=_prepare_object,
     defaults={"size": 1_048_576, "call_timeout": 10.0},
     consumer_stream="object",
     requires=("nats.js.JetStreamContext.object_store",),
 )
 async def objectstore_get(ctx: Any) -> dict:
-    """Get a multi-chunk object from an ObjectStore bucket."""
+    """Get a multi-chunk object from an ObjectStore bucket (call_timeout 0: no deadline of the caller's)."""
     obs = await ctx.js.object_store(ctx.names.bucket)
     await ctx.checkpoint("in_call")
     res = await ctx.call("objectstore.get", obs.get("obj"), timeout=ctx.params["call_timeout"] or None)
