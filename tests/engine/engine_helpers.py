@@ -25,7 +25,9 @@ def agent_processes() -> list[psutil.Process]:
     out = []
     for p in me.children(recursive=True):
         try:
-            if "harness.agent" in " ".join(p.cmdline()) and p.status() != psutil.STATUS_ZOMBIE:
+            cmd = p.cmdline()
+            is_agent = "harness.agent" in " ".join(cmd) or (bool(cmd) and cmd[0].endswith("/agent"))  # Python or Go agent
+            if is_agent and p.status() != psutil.STATUS_ZOMBIE:
                 out.append(p)
         except psutil.Error:
             pass

@@ -1,0 +1,209 @@
+"""nats.go as the client under test: the Go agent builds per release, speaks the protocol,
+reports goroutines the checks can read, is caught by every deliberate fault (and passes the
+clean twins), and finds the two seed defects on the releases that had them — and passes the
+releases that fixed them.
+
+Builds are cached per release under the target cache (a second `ensure` reuses the binary).
+Skipped only when the Go toolchain is absent; CI has Go.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from engine_helpers import FAST, agent_processes, selftest
+
+from harness.agent.runner_side import AgentProcess
+from harness.env.local import LocalEnvironment
+from harness.runner import Runner
+from harness.scenario import load_paths
+from harness.targets import AgentCommand, ClientTarget, TargetError, cache_root
+from harness.targets import nats_go
+from harness.targets.nats_go import NatsGo
+
+pytestmark = pytest.mark.skipif(shutil.which("go") is None, reason="the Go toolchain (go) is not on PATH: the Go agent cannot be built")
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT = nats_go.DEFAULT_VERSION
+RUNS = int(os.environ.get("NATS_CHAOS_DETECTION_RUNS", "1"))  # 5 by hand: each verdict must hold every time
+
+
+def build(version: str) -> AgentCommand:
+    return NatsGo().ensure(ClientTarget("nats.go", version, "release"), cache_root())[1]
+
+
+def scenario(sid: str):
+    return next(s for s in load_paths([ROOT / "scenarios"]) if s.id == sid)
+
+
+@pytest.fixture(scope="module")
+def env() -> Iterator[LocalEnvironment]:
+    with LocalEnvironment() as e:
+        yield e
+
+
+@pytest.fixture(scope="module")
+def runners(env: LocalEnvironment) -> Iterator[dict[str, Runner]]:
+    """One runner per nats.go release, made on first use."""
+    made: dict[str, Runner] = {}
+
+    class Lazy(dict):
+        def __missing__(self, version: str) -> Runner:
+            made[version] = self[version] = Runner(env, run_seed=1234, settings=FAST, agent_command=build(version))
+            return made[version]
+
+    try:
+        yield Lazy()
+    finally:
+        for r in made.values():
+            r.close()
+    assert agent_processes() == [], "an agent outlived the runner"
+
+
+# -- build -----------------------------------------------------------------------------
+
+
+def test_the_agent_is_built_once_per_release_and_reused() -> None:
+    cmd = build(DEFAULT)
+    binary = Path(cmd.argv[0])
+    stamp = binary.parent / ".complete"
+    before = (binary.stat().st_mtime_ns, stamp.read_text())
+    assert build(DEFAULT) == cmd
+    assert (binary.stat().st_mtime_ns, stamp.read_text()) == before, "a cached agent was rebuilt"
+    assert f"{nats_go.MODULE}@{DEFAULT}" in before[1]
+
+
+def test_a_release_that_does_not_exist_names_the_nearest(tmp_path: Path) -> None:
+    with pytest.raises(TargetError) as e:
+        NatsGo().ensure(ClientTarget("nats.go", "v1.41.9", "release"), tmp_path)
+    first = str(e.value).splitlines()[0]
+    assert "nats.go v1.41.9 is not a published release (nearest:" in first and "v1.41.2" in first
+    assert not any(tmp_path.iterdir()), "a failed target left something in the cache"
+
+
+def test_no_go_toolchain_says_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(TargetError) as e:
+        NatsGo().ensure(ClientTarget("nats.go", DEFAULT, "release"), tmp_path)
+    assert str(e.value).splitlines()[0] == "nats.go targets need the Go toolchain: `go` was not found on PATH"
+    assert "Hint: install the Go toolchain" in str(e.value)
+
+
+def test_a_build_failure_shows_the_compilers_last_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # v1.31.0's jetstream package lacks ObjectStore: built without the tag that compiles those flows out.
+    monkeypatch.setattr(nats_go, "build_tags", lambda version: [])
+    with pytest.raises(TargetError) as e:
+        NatsGo().ensure(ClientTarget("nats.go", "v1.31.0", "release"), tmp_path)
+    text = str(e.value)
+    assert text.startswith("building the Go agent against nats.go v1.31.0 failed:")
+    assert "js.ObjectStore undefined" in text
+    assert not any(p.name.startswith("nats.go-") for p in tmp_path.iterdir())
+
+
+def test_flows_an_old_release_lacks_are_not_applicable(runners: dict[str, Runner]) -> None:
+    rec = runners["v1.31.0"].run(scenario("next.iterate[none]"))
+    assert rec.verdict == "not_applicable", (rec.verdict, rec.reason)
+    assert "nats.go v1.31.0" in rec.reason and "jetstream" in rec.reason
+    assert runners["v1.31.0"].run(scenario("ack.ack[none]")).verdict == "passed"  # the legacy API's flows run
+
+
+# -- protocol and snapshot ---------------------------------------------------------------
+
+
+def test_the_go_agent_speaks_the_protocol_and_reports_goroutines(env: LocalEnvironment) -> None:
+    a = AgentProcess(build(DEFAULT))
+    try:
+        a.wait_ready()
+        assert a.hello and a.hello["client"] == {"impl": "nats.go", "version": DEFAULT}
+        assert "objectstore.get" in a.hello["flows"] and a.hello["not_applicable"] == {}
+        before = a.snapshot()
+        assert before.conn.connected is False and all(t.role == "agent" for t in before.tasks)
+        a.request("connect", timeout=10, options=env.connect_options())
+        snap = a.snapshot()
+        assert snap.conn.connected and not snap.conn.closed and snap.conn.cid
+        entry = {t.coro: t for t in snap.tasks}
+        read_loop = entry["github.com/nats-io/nats.go.(*Conn).readLoop"]
+        assert read_loop.role == "" and read_loop.state == "IO wait"
+        assert read_loop.stack[0] == f"{read_loop.coro} at github.com/nats-io/nats.go@{DEFAULT}/nats.go:" + read_loop.stack[0].rsplit(":", 1)[1]
+        assert read_loop.created_at and "in github.com/nats-io/nats.go.(*Conn).processConnectInit" in read_loop.created_at[0]
+        assert entry["main.(*agent).heartbeat"].role == "agent"
+        assert snap.proc.pid == a.proc.pid and snap.proc.rss > 0 and snap.proc.fds > 0 and snap.proc.threads > 0
+        # The request inbox appears with the first request: the subscription and its goroutine name its subject.
+        with pytest.raises(Exception):
+            a.request("probe", timeout=5, subject="chaos.nobody", bound=0.3)
+        snap = a.snapshot()
+        inbox = [s for s in snap.subs if s.subject.startswith("_INBOX.") and s.subject.endswith(".*")]
+        assert len(inbox) == 1 and inbox[0].sid > 0
+        assert [t.subject for t in snap.tasks if t.coro.endswith("(*Conn).waitForMsgs")] == [inbox[0].subject]
+        fds = a.request("fds")["fds"]
+        assert any(v.startswith("socket:") for v in fds.values())
+        a.request("close")
+        after = a.snapshot()
+        assert after.conn.closed and not after.conn.connected
+    finally:
+        a.exit()
+
+
+# -- detection: the deliberate faults are caught, the clean twins pass --------------------
+
+LEAKY = [
+    ("selftest.leak_task", "tasks", "leaked task main.forever (chan receive, after the flow)"),
+    ("selftest.leave_consumer", "consumers", "kept alive"),
+    ("selftest.stuck_iterator", "iterators", "messages.Next still pending"),
+    ("selftest.spin", "loop", "spinning for"),
+]
+CLEAN = ["selftest.clean_task", "selftest.clean_consumer", "selftest.clean_iterator", "selftest.yield"]
+
+
+@pytest.mark.parametrize("flow,check,phrase", LEAKY, ids=[f for f, _, _ in LEAKY])
+def test_a_deliberate_fault_in_go_is_caught(runners: dict[str, Runner], flow: str, check: str, phrase: str) -> None:
+    for _ in range(RUNS):
+        rec = runners[DEFAULT].run(selftest(flow))
+        caught = [f for f in rec.findings if f.check == check and phrase in f.summary]
+        assert rec.verdict == "failed" and caught, (rec.verdict, rec.reason, [(f.check, f.summary) for f in rec.findings])
+        assert all(f.evidence for f in caught)
+
+
+@pytest.mark.parametrize("flow", CLEAN)
+def test_a_clean_twin_in_go_passes(runners: dict[str, Runner], flow: str) -> None:
+    for _ in range(RUNS):
+        rec = runners[DEFAULT].run(selftest(flow))
+        assert rec.verdict == "passed" and rec.findings == (), (rec.reason, [f.summary for f in rec.findings])
+
+
+def test_a_go_spin_is_busy_and_its_evidence_is_the_spinning_goroutine(runners: dict[str, Runner]) -> None:
+    rec = runners[DEFAULT].run(selftest("selftest.spin"))
+    loop = [f for f in rec.findings if f.check == "loop"]
+    assert loop and "while the flow waited in a client call" in loop[0].summary
+    assert "main.selftestSpin" in loop[0].evidence  # the goroutine dump the agent wrote on SIGUSR1
+    stuck = runners[DEFAULT].run(selftest("selftest.stuck_iterator"))
+    assert any("lost wake-up (idle CPU)" in f.summary and "main.selftestIterator" in f.evidence for f in stuck.findings)
+
+
+# -- the seed defects: found on the releases that had them, passed on the fixes -------------
+
+OBJECT_GET = "objectstore.get[disconnect.proxy_down@consumer_created~no-deadline]"
+NEXT_DRAIN = "next.iterate[drain.sub_drain@blocked]"
+
+
+def test_nats_go_1848_objectstore_get_hangs_on_v1_41_0_and_not_on_v1_41_1(runners: dict[str, Runner]) -> None:
+    bad = runners["v1.41.0"].run(scenario(OBJECT_GET))
+    stuck = [f for f in bad.findings if f.check == "iterators" and "objectstore.get still pending" in f.summary]
+    assert bad.verdict == "failed" and stuck, (bad.verdict, bad.reason, [f.summary for f in bad.findings])
+    assert "(*js).upsertConsumer" in stuck[0].evidence and "requestWithContext" in stuck[0].evidence
+    good = runners["v1.41.1"].run(scenario(OBJECT_GET))
+    assert good.verdict == "passed", (good.reason, [f.summary for f in good.findings])
+
+
+def test_nats_go_1524_next_spins_after_drain_on_v1_32_0_and_not_on_v1_33_0(runners: dict[str, Runner]) -> None:
+    bad = runners["v1.32.0"].run(scenario(NEXT_DRAIN))
+    summaries = [f.summary for f in bad.findings]
+    assert bad.verdict == "failed", (bad.verdict, bad.reason)
+    assert any("messages.Next still pending" in s and "spin (busy CPU)" in s for s in summaries), summaries
+    assert any(f.check == "loop" and "spinning" in f.summary for f in bad.findings), summaries
+    good = runners["v1.33.0"].run(scenario(NEXT_DRAIN))
+    assert good.verdict == "passed", (good.reason, [f.summary for f in good.findings])
