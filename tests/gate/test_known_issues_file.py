@@ -37,12 +37,12 @@ def _rows(text: str) -> list[list[str]]:
 
 
 def issue_table() -> dict[str, str]:
-    """README's main table: KI id -> script path."""
+    """README's main tables (nats-py's, nats.go's): KI id -> script or program path."""
     out = {}
     for cells in _rows(README[: README.index("### Explored")]):
         m = re.match(r"\[(KI-\d+)\]", cells[0])
         if m:
-            out[m.group(1)] = re.search(r"\(([^)]+repro\.py)\)", cells[-1]).group(1)
+            out[m.group(1)] = re.search(r"\(([^)]+(?:repro\.py|main\.go))\)", cells[-1]).group(1)  # Python or Go
     return out
 
 

@@ -210,12 +210,14 @@ func (f *Flow) pendingCalls() []map[string]any {
 }
 
 // callCtx is the context a user hands a client call: with a deadline of `call_timeout`
-// seconds, or none at all when it is 0 (the client's own defaults then decide).
+// seconds, or none at all when it is 0 (the client's own defaults then decide). Either way
+// the caller cancels it when the call is over (defer cancel()), as careful Go code does:
+// nats.go ties goroutines to a call's context (e.g. an unsubscribe on ctx.Done()).
 func callCtx(f *Flow, param string) (context.Context, context.CancelFunc) {
 	if d := f.Dur(param); d > 0 {
 		return context.WithTimeout(f.Ctx, d)
 	}
-	return f.Ctx, func() {}
+	return context.WithCancel(f.Ctx)
 }
 
 // tally: distinct message ids received, and how many arrived again (as harness.flows.next.tally).

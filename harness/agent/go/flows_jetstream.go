@@ -128,14 +128,18 @@ func kvWatch(f *Flow) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	w, err := kv.WatchAll(f.Ctx)
+	// The watch lives as long as its context (nats.go unsubscribes on ctx.Done()): the
+	// flow's own, cancelled when the flow returns.
+	wctx, cancel := context.WithCancel(f.Ctx)
+	defer cancel()
+	w, err := kv.WatchAll(wctx)
 	if err != nil {
 		return nil, err
 	}
 	f.OnFinish(w.Stop)
 	defer func() {
-		if !f.FinishRequested() && f.NC.IsConnected() {
-			w.Stop()
+		if !f.FinishRequested() {
+			w.Stop() // an error on a closed connection is the expected answer
 		}
 	}()
 	seen := []string{}
