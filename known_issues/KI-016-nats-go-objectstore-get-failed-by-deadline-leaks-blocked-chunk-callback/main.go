@@ -1,0 +1,161 @@
+// KI-016: nats.go's ObjectStore.Get whose context expires while the ordered consumer's
+// create reply is lost returns the context's error, yet the chunk subscription it made
+// stays: its message callback blocks forever writing to a pipe nobody reads, and that
+// goroutine (and the subscription's memory) outlives nc.Close().
+//
+// Standalone: nats.go, a real nats-server and toxiproxy-server; no harness code.
+// go.mod pins the release found affected (v1.55.0); `go run -modfile=ok.mod .` runs v1.41.1,
+// where the same steps leave nothing.
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+const bucket = "KI016"
+
+type result struct {
+	n   int
+	err error
+	at  time.Duration
+}
+
+func main() {
+	s := startServers()
+	cleanup = s.stop
+	ctx := context.Background()
+
+	// The observer: a direct connection that prepares the bucket and watches the server.
+	onc, err := nats.Connect(s.natsURL)
+	if err != nil {
+		inconclusive(err)
+	}
+	ojs, _ := jetstream.New(onc)
+	ostore, err := ojs.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: bucket})
+	if err != nil {
+		inconclusive(err)
+	}
+	data := make([]byte, 1<<20)
+	rand.Read(data)
+	if _, err := ostore.PutBytes(ctx, "obj", data); err != nil {
+		inconclusive(err)
+	}
+	stream, err := ojs.Stream(ctx, "OBJ_"+bucket)
+	if err != nil {
+		inconclusive(err)
+	}
+
+	// The client under test, through the proxy, configured to notice a dead link and reconnect.
+	nc, err := nats.Connect(s.proxyURL, nats.ReconnectWait(250*time.Millisecond), nats.MaxReconnects(-1),
+		nats.PingInterval(time.Second), nats.MaxPingsOutstanding(2))
+	if err != nil {
+		inconclusive(err)
+	}
+	js, _ := jetstream.New(nc)
+	store, err := js.ObjectStore(ctx, bucket)
+	if err != nil {
+		inconclusive(err)
+	}
+
+	// Replies to the client are held back 0.5 s, so the consumer-create reply is still in the
+	// proxy when the consumer shows up on the server.
+	if err := s.api("POST", "/proxies/nats/toxics", map[string]any{"name": "hold", "type": "latency",
+		"stream": "downstream", "attributes": map[string]any{"latency": 500}}); err != nil {
+		inconclusive(err)
+	}
+	done := make(chan result, 1)
+	t0 := time.Now()
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second) // a careful caller's deadline
+		defer cancel()
+		r, err := store.Get(ctx, "obj")
+		if err != nil {
+			done <- result{err: err, at: time.Since(t0)}
+			return
+		}
+		defer r.Close()
+		b, err := io.ReadAll(r)
+		done <- result{n: len(b), err: err, at: time.Since(t0)}
+	}()
+
+	// The moment: the object's ordered consumer exists on the server; its create reply has not
+	// reached the client. Drop the link (the held reply is lost with it), restore it 1.5 s later.
+	end := time.Now().Add(10 * time.Second)
+	for {
+		info, err := stream.Info(ctx)
+		if err == nil && info.State.Consumers > 0 {
+			break
+		}
+		select {
+		case r := <-done:
+			inconclusive(fmt.Errorf("Get ended (%v, %d bytes) before its consumer was seen", r.err, r.n))
+		default:
+		}
+		if time.Now().After(end) {
+			inconclusive(fmt.Errorf("no consumer on OBJ_%s within 10s", bucket))
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	cut := time.Since(t0)
+	s.api("POST", "/proxies/nats", map[string]any{"enabled": false})
+	time.Sleep(1500 * time.Millisecond)
+	s.api("DELETE", "/proxies/nats/toxics/hold", nil)
+	s.api("POST", "/proxies/nats", map[string]any{"enabled": true})
+
+	version := "?"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			if d.Path == "github.com/nats-io/nats.go" {
+				version = d.Version
+			}
+		}
+	}
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(15 * time.Second):
+		inconclusive(fmt.Errorf("Get did not return within 15s of the cut (its deadline is 10s)"))
+	}
+	before := blockedIn("(*obs).Get.func")
+	nc.Close()
+	time.Sleep(time.Second)
+	after := blockedIn("(*obs).Get.func")
+	left := !strings.HasPrefix(after, "(no goroutine")
+	finish(left, fmt.Sprintf("nats.go %s: Get returned %.2fs after the link was cut at %.2fs (err=%v, %d bytes); "+
+		"chunk callback goroutine before close: %s; 1s after nc.Close(): %s",
+		version, (r.at-cut).Seconds(), cut.Seconds(), r.err, r.n, before, after))
+}
+
+// blockedIn: the nats.go frames of the goroutine whose stack holds `marker`, innermost last.
+func blockedIn(marker string) string {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	for _, g := range bytes.Split(buf, []byte("\n\n")) {
+		if !bytes.Contains(g, []byte(marker)) {
+			continue
+		}
+		var fns []string
+		for _, l := range strings.Split(string(g), "\n") {
+			if strings.Contains(l, "nats-io/nats") && !strings.HasPrefix(l, "\t") && !strings.HasPrefix(l, "created by") {
+				fn := strings.ReplaceAll(l, "%2e", ".")
+				if i := strings.LastIndex(fn, "("); i > 0 {
+					fn = fn[:i]
+				}
+				fns = append([]string{strings.TrimPrefix(fn, "github.com/nats-io/")}, fns...)
+			}
+		}
+		return strings.Join(fns, " -> ")
+	}
+	return "(no goroutine in " + marker + ")"
+}
