@@ -73,7 +73,7 @@ def _wait(pred, timeout: float = 60.0):
     raise AssertionError("condition not met in time")
 
 
-def _run(tmp_path: Path, kills: int) -> tuple[subprocess.CompletedProcess, dict, list[dict]]:
+def _run(tmp_path: Path, kills: int, server: str = "toxiproxy-server") -> tuple[subprocess.CompletedProcess, dict, list[dict]]:
     (tmp_path / "scenarios").mkdir()
     (tmp_path / "scenarios/s.yaml").write_text(SCENARIOS)
     proc = subprocess.Popen([str(HARNESS), "run", "--seed", "5"], cwd=tmp_path, stdin=subprocess.DEVNULL,
@@ -82,7 +82,7 @@ def _run(tmp_path: Path, kills: int) -> tuple[subprocess.CompletedProcess, dict,
     try:
         for _ in range(kills):
             # A toxiproxy we have not killed yet, and an agent running the long flow: then kill it.
-            toxi = _wait(lambda: [p for p in _children(proc, "toxiproxy-server") if p.pid not in killed])[0]
+            toxi = _wait(lambda: [p for p in _children(proc, server) if p.pid not in killed])[0]
             _wait(lambda: _children(proc, "harness.agent"))
             time.sleep(1.0)  # inside the 3 s flow
             toxi.send_signal(signal.SIGKILL)
@@ -119,3 +119,13 @@ def test_the_same_server_dying_again_after_its_restart_ends_the_run(tmp_path: Pa
     assert [x["verdict"] for x in doc["records"]] == ["error", "error"], r.stdout  # the quick ones never ran
     assert [x["action"] for x in lines if x["kind"] == "infra"] == ["restarted", "ended the run"]
     assert "died again; ending the run" in r.stdout
+
+
+def test_nats_server_killed_mid_run_errors_one_scenario_and_the_run_goes_on(tmp_path: Path) -> None:
+    r, doc, lines = _run(tmp_path, kills=1, server="nats-server")
+    verdicts = {x["id"]: x["verdict"] for x in doc["records"]}
+    assert verdicts == {"selftest.yield[none]": "error", "selftest.yield[none~again]": "passed",
+                        "selftest.clean_task[none]": "passed", "selftest.clean_iterator[none]": "passed"}, r.stdout
+    err = next(x for x in doc["records"] if x["verdict"] == "error")
+    assert "nats-server" in err["reason"], err["reason"]
+    assert [x["action"] for x in lines if x["kind"] == "infra"] == ["restarted"]
