@@ -145,9 +145,16 @@ class NatsGo:
             raise TargetError(f"{p} is not a nats.go checkout (no go.mod declaring module {MODULE})",
                               hint="pass the checkout's root folder")
         dest = cache / f"{IMPL}-path-{slug(p.name)}-{hashlib.sha1(str(p).encode()).hexdigest()[:8]}"
-        fingerprint = f"{path_fingerprint(str(p))} agent={source_hash()} {go_version}"
+        fingerprint = f"{_checkout_fingerprint(p)} agent={source_hash()} {go_version}"
         atomic_install(dest, lambda tmp: _build(tmp, None, p, [], "path"), fingerprint)
         return ClientTarget(IMPL, "", "path", path=str(p), commit=git_commit(str(p))), AgentCommand(argv=(str(dest / "agent"),), env={})
+
+
+def _checkout_fingerprint(p: Path) -> str:
+    """A git checkout's commit and dirty state; otherwise the newest .go file's mtime."""
+    if git_commit(str(p)):
+        return path_fingerprint(str(p))
+    return f"tree:{max((f.stat().st_mtime_ns for f in p.rglob('*.go')), default=0)}"
 
 
 def _build(dest: Path, require: str | None, replace: Path | None, tags: list[str], label: str) -> None:
