@@ -5,7 +5,7 @@ HARNESS := .venv/bin/harness
 ENV     ?= local
 ARGS    ?=
 
-.PHONY: setup chaos gate test lint bench env-up clean
+.PHONY: setup chaos soak gate test lint bench env-up clean
 
 setup:
 	@bash scripts/setup.sh
@@ -13,6 +13,12 @@ setup:
 # make turns any failing recipe into its own status 2; the harness's status is printed.
 chaos: setup
 	@$(HARNESS) run --env $(ENV) $(ARGS) || { s=$$?; \
+	  echo "harness run exited $$s (0 clean, 1 findings, 2 usage or environment error)"; exit $$s; }
+
+# Soak scenarios (scenarios/soak/: not collected by `make chaos`): each flow repeated for its
+# `rounds`, memory sampled per round; ARGS='--soak 600' runs each for ten minutes instead.
+soak: setup
+	@$(HARNESS) run --env $(ENV) scenarios/soak/*.yaml $(ARGS) || { s=$$?; \
 	  echo "harness run exited $$s (0 clean, 1 findings, 2 usage or environment error)"; exit $$s; }
 
 # The pre-release gate: run, rerun what did not pass, judge against known_issues/known_issues.yaml.

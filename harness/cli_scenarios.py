@@ -42,6 +42,8 @@ def _register_run(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") ->
     p.add_argument("-n", dest="workers", help="parallel workers (pytest-xdist), each with its own environment")
     p.add_argument("--env", choices=("local", "compose"), default=None, help="environment backend (default local)")
     p.add_argument("--flows", action="append", default=[], help="module registering user flows (repeatable)")
+    p.add_argument("--soak", type=float, metavar="SECONDS",
+                   help="run each soak scenario (one with `rounds:`) for SECONDS instead of its rounds")
     p.add_argument("-x", "--exitfirst", action="store_true", help="stop at the first non-passing scenario")
     p.add_argument("--lf", action="store_true", help="rerun only the scenarios that did not pass last time")
     p.add_argument("-v", "--verbose", action="count", default=0)
@@ -100,6 +102,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         argv.append(f"--client={client_spec}")
     if server_spec:
         argv.append(f"--server={server_spec}")
+    if args.soak is not None:
+        argv.append(f"--chaos-soak={args.soak}")
     if args.exitfirst:
         argv.append("-x")
     if args.lf:

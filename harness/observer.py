@@ -127,6 +127,11 @@ class Observer:
                         out[c["name"]] = c
         return out
 
+    def varz(self) -> dict[str, Any]:
+        """The server's `/varz` (its memory, connections, CPU)."""
+        with urllib.request.urlopen(f"{self.env.monitor_url}/varz", timeout=2) as r:
+            return json.load(r)
+
     def connection(self, cid: int) -> dict[str, Any] | None:
         """The server's `/connz` record of open connection `cid` (with its subscriptions), or None."""
         url = f"{self.env.monitor_url}/connz?cid={int(cid)}&subs=1"
@@ -159,6 +164,7 @@ def _consumer_dict(ci: Any) -> dict[str, Any]:
         "num_waiting": ci.num_waiting or 0,
         "num_ack_pending": ci.num_ack_pending or 0,
         "num_pending": ci.num_pending or 0,
+        "num_redelivered": ci.num_redelivered or 0,
         "inactive_threshold": cfg.inactive_threshold,
         "delivered_stream_seq": ci.delivered.stream_seq if ci.delivered else 0,
         "created": str(ci.created),

@@ -45,6 +45,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--chaos-env", default=None, help="environment backend: local (default) or compose")
     g.addoption("--chaos-seed", default=None, help="run seed (each scenario derives its own); random if unset")
     g.addoption("--chaos-reports", default=None, help="directory for run reports (default: reports/)")
+    g.addoption("--chaos-soak", default=None, metavar="SECONDS",
+                help="run each soak scenario (one with `rounds:`) for SECONDS instead of its rounds")
     g.addoption("--chaos-flows", action="append", default=[], help="module with user flows to register (repeatable)")
     g.addoption("--chaos-known-issues", default=None,
                 help="known issues for the report's known/new marks (default: known_issues/known_issues.yaml if present)")
@@ -95,6 +97,13 @@ class ChaosSession:
         except TargetError as e:
             raise pytest.UsageError(f"Invalid client target {self.client_spec!r} from {self.client_source}: {e.summary}") from None
         self.target: Target | None = None
+        soak, soak_source = _resolve(config, "chaos_soak", "NATS_CHAOS_SOAK", None, "0")
+        try:
+            self.soak_seconds = float(soak)
+        except ValueError:
+            self.soak_seconds = -1.0
+        if not 0 <= self.soak_seconds <= 7 * 86400:
+            raise pytest.UsageError(f"Invalid chaos soak {soak!r} from {soak_source}: expected seconds from 0 to 604800")
         reports, _ = _resolve(config, "chaos_reports", "NATS_CHAOS_REPORTS", "chaos_reports", "reports")
         # Relative to the project (the ini file's folder), not to wherever the scenario files are.
         base = config.inipath.parent if config.inipath else config.invocation_params.dir
@@ -178,6 +187,12 @@ class ChaosSession:
                 os.environ["NATS_SERVER_BIN"] = self.target.server.binary
         return self.target
 
+    def settings(self) -> Any:
+        """The runner's bounds, with this run's soak duration."""
+        from harness.runner import Settings
+
+        return Settings(soak_seconds=self.soak_seconds)
+
     def get_runner(self) -> Any:
         if self.env_error is not None:
             raise self.env_error
@@ -193,7 +208,8 @@ class ChaosSession:
                 self.env = make_environment(self.backend)
                 self.env.__enter__()
                 self.versions = self.env.versions()
-                self.runner = Runner(self.env, self.seed, flow_modules=self.flow_modules, agent_command=self.get_target().command)
+                self.runner = Runner(self.env, self.seed, settings=self.settings(), flow_modules=self.flow_modules,
+                                     agent_command=self.get_target().command)
             except HarnessError as e:
                 self.env_error = e
                 self.stop()
@@ -275,7 +291,7 @@ class ChaosSession:
                 self.get_target()
             except HarnessError:
                 pass
-        from harness.runner import CLIENT_OPTIONS, Settings
+        from harness.runner import CLIENT_OPTIONS
         import dataclasses
         from importlib.metadata import version
 
@@ -292,7 +308,7 @@ class ChaosSession:
             "nats_server": self.versions.get("nats-server", "?"),
             "toxiproxy": self.versions.get("toxiproxy", "?"),
             "client_options": CLIENT_OPTIONS,
-            "settings": dataclasses.asdict(Settings()),
+            "settings": dataclasses.asdict(self.settings()),
             "started": datetime.datetime.now().isoformat(timespec="seconds"),
         }
 

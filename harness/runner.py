@@ -19,6 +19,7 @@ from harness.agent.snapshot import Snapshot
 from harness import checks
 from harness.checks import AFTER_CLOSE, AFTER_FLOW, Baseline, Finding, ProbeFailed, settle
 from harness.checks.iterators import FlowEnd
+from harness.checks.memory import MemorySeries
 from harness.env.base import Environment
 from harness.errors import HarnessError
 from harness.flows import FLOWS, FlowSpec, Names
@@ -31,6 +32,8 @@ VERDICTS = ("passed", "failed", "inconclusive", "error", "not_applicable")
 
 class NotApplicable(Exception):
     """The client under test lacks the flow's API (an older release): reported apart, like a skip."""
+MIN_SOAK_ROUNDS = 10  # a soak by duration runs at least this many rounds (a slope needs them)
+MAX_ROUNDS = 100_000
 ACTION_LIMIT = 60.0  # an agent request for a drain action gives up after this (the agent dies sooner)
 
 # The client under test is configured like an application that wants to notice a dead
@@ -73,6 +76,7 @@ class Settings:
     recovery_bound: float = 10.0  # after heal, the same connection must answer within this
     consumer_wait: float = 7.0  # wait at most this long for the server to reap an inactive consumer
     pacing_kbps: int = 512  # link speed while a `transfer` trigger waits for its moment
+    soak_seconds: float = 0.0  # > 0: a soak scenario runs rounds for this long instead of its `rounds`
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +94,8 @@ class Record:
     events: tuple[dict[str, Any], ...]
     timings: dict[str, float]
     replay: str = ""
+    # Per-round series of a soak, by name: {"memory": MemorySeries.to_json()} (for the report's plots)
+    series: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -130,6 +136,7 @@ class RunContext:
         self.leak_grace = settings.leak_grace
         self.recovery_bound = settings.recovery_bound
         self.consumer_wait = settings.consumer_wait
+        self.samples: list[dict[str, Any]] = []  # a soak's per-round memory samples (agent and server)
 
     def event(self, what: str, **kw: Any) -> None:
         self.timeline.append({"t": round(time.monotonic() - self.t0, 4), "source": "runner", "what": what, **kw})
@@ -293,6 +300,7 @@ class Runner:
             findings=tuple(findings), events=tuple(events),
             timings={"wall": round(wall, 4), "inherent": round(rc.inherent, 4), "overhead": round(wall - rc.inherent, 4)},
             replay=replay if verdict not in ("passed", "not_applicable") else "",
+            series={"memory": MemorySeries.from_samples(rc.samples).to_json()} if rc.samples else {},
         )
 
     def _run(self, rc: RunContext) -> tuple[list[Finding], str]:
@@ -328,10 +336,15 @@ class Runner:
             env.toxiproxy.add_toxic(env.proxy_name, pacing["type"], name=triggers.PACING,
                                     **{k: v for k, v in pacing.items() if k != "type"})
         try:
-            # The flow gives up by itself a little before the runner would call it stuck.
-            agent.request("start", flow=sc.flow, params=dict(sc.params), tag=rc.names.tag,
-                          barrier=trig.barrier if trig else "", deadline=flow_deadline(sc.timeout))
-            deadline = time.monotonic() + sc.timeout
+            def start() -> None:
+                # The flow gives up by itself a little before the runner would call it stuck.
+                agent.request("start", flow=sc.flow, params=dict(sc.params), tag=rc.names.tag,
+                              barrier=trig.barrier if trig else "", deadline=flow_deadline(sc.timeout))
+
+            mark, start_last = self._soak(rc, start) if sc.is_soak else (0, True)
+            if start_last:
+                start()
+            deadline = time.monotonic() + sc.timeout if start_last else time.monotonic()
             rc.event("flow started")
             inconclusive, terminal_at = "", None
             if fault is not None and trig is not None:
@@ -361,9 +374,11 @@ class Runner:
         limit = deadline if terminal_at is None else min(deadline, terminal_at + st.stuck_after)
         if terminal_at is not None:  # on the timeline at the moment it happened (the report draws it)
             rc.timeline.append({"t": round(terminal_at - rc.t0, 4), "source": "runner", "what": "terminal event"})
-        outcome = agent.wait_event(lambda e: e.get("ev") == "outcome", max(limit - time.monotonic(), 0))
+        outcome = agent.wait_event(lambda e: e.get("ev") == "outcome", max(limit - time.monotonic(), 0), start=mark)
         rc.outcome = outcome
         rc.inherent += time.monotonic() - t
+        if sc.is_soak and outcome is not None and outcome.get("status") == "ok":
+            rc.samples.append(self._sample(rc))  # after the last round
         if outcome is None:
             try:
                 if agent.loop_blocked():
@@ -397,6 +412,48 @@ class Runner:
         except AgentError as e:
             rc.end(close_error=e.summary, close_stacks=rc.stacks())
         return findings + self._checks(rc, AFTER_CLOSE), inconclusive
+
+    def _soak(self, rc: RunContext, start: Callable[[], None]) -> tuple[int, bool]:
+        """A soak: every round but the last started, awaited and sampled (the last is the
+        scenario's flow as usual). Returns the event index the last round's outcome is waited
+        for from, and whether to start it (not if a round did not end well: that round is then
+        judged like any flow that ended so, or did not end)."""
+        sc, st, agent = rc.scenario, self.settings, rc.agent
+        self._sample(rc, start_tracing=True)  # tracemalloc from here: it traces what the rounds allocate
+        end = time.monotonic() + st.soak_seconds if st.soak_seconds > 0 else None
+        done = 0
+        t0 = time.monotonic()
+        while True:
+            if end is None and done + 1 >= sc.rounds:
+                break
+            if end is not None and (time.monotonic() >= end and done + 1 >= MIN_SOAK_ROUNDS or done + 1 >= MAX_ROUNDS):
+                break
+            mark = len(agent.events)
+            start()
+            t = time.monotonic()
+            ev = agent.wait_event(lambda e: e.get("ev") == "outcome", sc.timeout, start=mark)
+            rc.inherent += time.monotonic() - t
+            if ev is None or ev.get("status") != "ok":
+                rc.event("soak stopped", round=done + 1, status=(ev or {}).get("status", "no outcome"))
+                return mark, False
+            done += 1
+            rc.samples.append(self._sample(rc))
+            if done > 1:  # the series sums the rounds up: keep round 1's events, not every round's
+                agent.forget_events(mark, ("outcome", "received", "checkpoint"))
+        rc.event("soak rounds", rounds=done + 1, seconds=round(time.monotonic() - t0, 2))
+        return len(agent.events), True
+
+    def _sample(self, rc: RunContext, start_tracing: bool = False) -> dict[str, Any]:
+        """One round's memory sample: the agent's (managed memory, tasks, subscriptions, RSS)
+        and the server's (its memory, the flow's consumers' ack-pending and redelivered)."""
+        t = time.monotonic()
+        agent_side = rc.agent.request("memory", timeout=10, start_tracing=start_tracing)
+        cons = rc.consumers().values()
+        out = {k: agent_side[k] for k in ("traced", "objects", "tasks", "subs", "rss")}
+        out.update(server_mem=self.observer.varz().get("mem", 0),
+                   ack_pending=sum(c["num_ack_pending"] for c in cons), redelivered=sum(c["num_redelivered"] for c in cons))
+        rc.inherent += time.monotonic() - t  # a full gc.collect() in the agent is the measurement, not overhead
+        return out
 
     def _checks(self, rc: RunContext, phase: str, agent_answers: bool = True) -> list[Finding]:
         """Run the selected checks' steps for `phase`, in registration order."""

@@ -12,6 +12,9 @@ A file in `scenarios/` looks like:
         faults: [none, stall.bandwidth0, disconnect.reset_peer]
         triggers: [in_call]
         params: {size: 2097152}          # flow parameters (override the flow's defaults)
+      - name: nak-soak                   # a soak: the flow repeated (no fault), memory sampled per round
+        flows: [soak.nak_delay]
+        rounds: 40                       # `timeout` is then per round
       - name: get-default-pings
         variant: default-pings           # same scenarios again, ids end in ~default-pings
         flows: [objectstore.get]
@@ -36,7 +39,7 @@ import yaml
 from harness.errors import HarnessError
 
 NO_FAULT = "none"
-DEFAULT_CHECKS = ("tasks", "consumers", "iterators", "subscriptions", "loop", "recovery", "messages", "delivery", "resources")
+DEFAULT_CHECKS = ("tasks", "consumers", "iterators", "subscriptions", "loop", "recovery", "messages", "delivery", "memory", "resources")
 
 
 class ScenarioError(HarnessError):
@@ -62,6 +65,11 @@ class Scenario:
     timeout: float
     source: str  # "file:entry", for messages and replay
     client: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # nats.connect() overrides
+    rounds: int = 1  # > 1: a soak, the flow repeated on one connection and sampled after each round
+
+    @property
+    def is_soak(self) -> bool:
+        return self.rounds > 1
 
     @property
     def is_control(self) -> bool:
@@ -104,7 +112,9 @@ def scenario_id(flow: str, fault: str, trigger: str, variant: str = "") -> str:
 
 # -- loading --------------------------------------------------------------------
 
-_ENTRY_KEYS = {"name", "variant", "flows", "faults", "triggers", "checks", "params", "fault_params", "hold", "timeout", "client"}
+_ENTRY_KEYS = {"name", "variant", "flows", "faults", "triggers", "checks", "params", "fault_params", "hold", "timeout", "client",
+               "rounds"}
+MAX_ROUNDS = 100_000
 # nats.connect() options a scenario may set for the client under test (type of each)
 CLIENT_KEYS: dict[str, type] = {
     "ping_interval": float,
@@ -177,6 +187,12 @@ def load_file(path: str | Path) -> list[Scenario]:
                 raise ScenarioError(fname, entry, f"client.{k}", f"must be {want.__name__}, got {type(v).__name__} {v!r}")
         hold = _number(ctx, e, "hold", 1.0, lo=0.0, hi=120.0)
         timeout = _number(ctx, e, "timeout", 15.0, lo=0.5, hi=600.0)
+        rounds = e.get("rounds", 1)
+        if isinstance(rounds, bool) or not isinstance(rounds, int) or not 1 <= rounds <= MAX_ROUNDS:
+            raise ScenarioError(fname, entry, "rounds", f"must be a whole number of rounds from 1 to {MAX_ROUNDS}, got {rounds!r}")
+        if rounds > 1 and fault_names != [NO_FAULT]:
+            raise ScenarioError(fname, entry, "rounds", "a soak (rounds > 1) runs the flow without faults",
+                                hint="growth per round needs the same round every time; give `faults: [none]` or drop `rounds`")
 
         for c in check_names:
             if c not in checks.CHECKS:
@@ -222,7 +238,7 @@ def load_file(path: str | Path) -> list[Scenario]:
                     Scenario(
                         id=sid, flow=f, fault=ft, trigger=t, checks=check_names,
                         params={**spec.defaults, **params}, fault_params=dict(fault_params),
-                        hold=hold, timeout=timeout, source=f"{fname}:{entry}", client=dict(client),
+                        hold=hold, timeout=timeout, source=f"{fname}:{entry}", client=dict(client), rounds=rounds,
                     )
                 )
     return out

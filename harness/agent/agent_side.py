@@ -188,6 +188,10 @@ class Agent:
     async def op_fds(self, req: dict[str, Any]) -> dict[str, Any]:
         return {"fds": {str(k): v for k, v in collect.open_fds().items()}}
 
+    async def op_memory(self, req: dict[str, Any]) -> dict[str, Any]:
+        """A soak's per-round sample: traced memory, gc objects, tasks, subscriptions, RSS."""
+        return collect.memory(self.nc, start_tracing=bool(req.get("start_tracing")))
+
     async def op_probe(self, req: dict[str, Any]) -> dict[str, Any]:
         """Recovery: a request round trip and a JetStream API call on the same connection."""
         t = time.monotonic()

@@ -8,10 +8,12 @@ The runner reads what this builds as frozen values (`harness.agent.snapshot`).
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import resource
 import time
 import traceback
+import tracemalloc
 import weakref
 from typing import Any
 
@@ -145,3 +147,24 @@ def _threads() -> int:
         return len(os.listdir("/proc/self/task"))
     except OSError:
         return 1
+
+
+def memory(nc: Any, start_tracing: bool = False) -> dict[str, Any]:
+    """One soak sample of what the runtime manages (the `memory` check fits slopes on these).
+
+    Allocators keep freed pages, so a leak of a few hundred bytes per round hides in RSS for
+    thousands of rounds: per sample, the bytes `tracemalloc` traces (started by the soak's
+    first sample, `start_tracing`, so only soaks pay for it), the objects the garbage
+    collector tracks after a full collection, asyncio tasks not done, the client's
+    subscriptions — and RSS, as context.
+    """
+    if start_tracing and not tracemalloc.is_tracing():
+        tracemalloc.start()
+    gc.collect()
+    return {
+        "traced": tracemalloc.get_traced_memory()[0] if tracemalloc.is_tracing() else 0,
+        "objects": len(gc.get_objects()),
+        "tasks": sum(1 for t in asyncio.all_tasks() if not t.done()),
+        "subs": len(getattr(nc, "_subs", None) or {}) if nc is not None else 0,
+        "rss": _rss_bytes(),
+    }

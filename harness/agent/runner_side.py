@@ -298,6 +298,11 @@ class AgentProcess:
                     return None
                 self._cond.wait(min(left, 0.1))
 
+    def forget_events(self, start: int, kinds: tuple[str, ...]) -> None:
+        """Drop the events of `kinds` from index `start` on (a soak keeps its record small)."""
+        with self._cond:
+            self.events[start:] = [e for e in self.events[start:] if e.get("ev") not in kinds]
+
     def find_event(self, pred: Any) -> dict[str, Any] | None:
         with self._cond:
             return next((e for e in self.events if pred(e)), None)

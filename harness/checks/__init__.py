@@ -59,9 +59,10 @@ NEEDS = {
     "outcome": "the flow's outcome event (status, result, delivery ledger)",
     "heartbeats": "the runner's record of the agent's heartbeats (gaps, stack dumps)",
     "flow_end": "the runner's record of how the flow ended (stuck calls, hung actions, close)",
+    "samples": "a soak's per-round memory samples (agent: traced, objects, tasks, subs, RSS; server: memory, consumers)",
 }
 AGENT_NEEDS = frozenset({"snapshot", "fds", "probe"})
-RUNNER_RECORDS = frozenset({"outcome", "heartbeats", "flow_end"})
+RUNNER_RECORDS = frozenset({"outcome", "heartbeats", "flow_end", "samples"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,6 +86,7 @@ class Sources(Protocol):
     client_open: bool  # the fault leaves the client's connection open (no close/nc.drain)
     cid: int | None  # the server's id of the client's connection, noted just before close
     consumer_name: str  # the observer's durable for the flow (if the flow uses one)
+    samples: list[dict[str, Any]]  # a soak's per-round memory samples (empty for other scenarios)
     leak_grace: float
     recovery_bound: float
     consumer_wait: float
@@ -189,7 +191,7 @@ def needed(selected: tuple[str, ...] | set[str] | frozenset[str]) -> frozenset[s
 
 # Registration order is run order within a phase: the flow's end first, then the
 # connection, then residue in the client, on the server, and the loop's record last.
-MODULES = ("iterators", "recovery", "subscriptions", "tasks", "consumers", "messages", "delivery", "resources", "loop")
+MODULES = ("iterators", "recovery", "subscriptions", "tasks", "consumers", "messages", "delivery", "memory", "resources", "loop")
 
 for _m in MODULES:
     importlib.import_module(f"harness.checks.{_m}")

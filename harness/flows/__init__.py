@@ -146,7 +146,7 @@ def flow(
     return deco
 
 
-BUILTIN_MODULES = ("harness.flows.get", "harness.flows.next", "harness.flows.ack", "harness.flows.selftest")
+BUILTIN_MODULES = ("harness.flows.get", "harness.flows.next", "harness.flows.ack", "harness.flows.soak", "harness.flows.selftest")
 
 
 def load_flow_modules(extra: tuple[str, ...] = (), tolerant: bool = False) -> dict[str, str]:

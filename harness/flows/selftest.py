@@ -286,3 +286,22 @@ _delivery_flow("selftest.duplicate_delivery", "duplicate")
 _delivery_flow("selftest.decreasing_delivery", "decrease")
 _delivery_flow("selftest.clean_redelivery", "clean")
 
+
+_KEPT: list = []  # what the leaky soak flow keeps, as a client's cache that never evicts would
+
+
+def _soak_round_flow(name: str, leak: bool) -> None:
+    async def run(ctx: Any) -> dict:
+        await ctx.call("flush", ctx.nc.flush(timeout=2))
+        made = [bytearray(ctx.params["bytes"])] + [[i] for i in range(ctx.params["objects"])]  # lists: gc-tracked
+        if leak:
+            _KEPT.append(made)  # a little kept every round
+        return {"kept": len(_KEPT)}
+
+    run.__doc__ = ("One round that keeps a little memory (bytes and objects) for good." if leak
+                   else "The same round, keeping nothing.")
+    flow(name, triggers=(), defaults={"bytes": 4096, "objects": 20})(run)
+
+
+_soak_round_flow("selftest.soak_leak", leak=True)
+_soak_round_flow("selftest.soak_clean", leak=False)

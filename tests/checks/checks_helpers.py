@@ -61,14 +61,17 @@ class FakeSources:
     client_open: bool = True
     cid: int | None = None
     consumer_name: str = "c_x"
+    samples: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     leak_grace: float = 0.2
     recovery_bound: float = 0.3
     consumer_wait: float = 7.0
+    interest_bound: float = 5.0
     snapshots: Callable[[], Snapshot] = dataclasses.field(default_factory=lambda: Series(snap()))
     fd_reads: Callable[[], dict[int, str]] = dataclasses.field(default_factory=lambda: Series({}))
     probes: Callable[[], dict[str, Any]] = dataclasses.field(default_factory=lambda: Series({"rtt": 0.001}))
     consumer_reads: Callable[[], dict[str, dict[str, Any]]] = dataclasses.field(default_factory=lambda: Series({}))
     connz: Callable[[int], dict[str, Any] | None] = dataclasses.field(default_factory=lambda: Series(None))
+    streams: Callable[[], dict[str, Any] | None] = dataclasses.field(default_factory=lambda: Series(None))
     gaps: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     events: list[tuple[str, dict[str, Any]]] = dataclasses.field(default_factory=list)
     inherent: float = 0.0
@@ -87,6 +90,13 @@ class FakeSources:
 
     def connection(self, cid: int) -> dict[str, Any] | None:
         return self.connz(cid)
+
+    def stream(self) -> dict[str, Any] | None:
+        return self.streams()
+
+    def jsz_messages(self) -> Any:
+        s = self.streams()
+        return s["messages"] if s else None
 
     def heartbeat_gaps(self) -> list[dict[str, Any]]:
         return self.gaps

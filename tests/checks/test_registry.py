@@ -18,7 +18,7 @@ def test_every_default_check_is_registered_with_a_doc_and_at_least_one_step() ->
 
 def test_steps_come_in_registration_order_per_phase() -> None:
     names = [s.check for s in checks.steps(AFTER_FLOW, DEFAULT_CHECKS)]
-    assert names == ["iterators", "recovery", "subscriptions", "tasks", "consumers", "messages", "delivery"]
+    assert names == ["iterators", "recovery", "subscriptions", "tasks", "consumers", "messages", "delivery", "memory"]
     names = [s.check for s in checks.steps(AFTER_CLOSE, DEFAULT_CHECKS)]
     assert names == ["iterators", "tasks", "consumers", "resources", "loop"]
 
@@ -26,13 +26,13 @@ def test_steps_come_in_registration_order_per_phase() -> None:
 def test_unselected_checks_run_only_their_free_steps() -> None:
     # Steps that read only the runner's records cost nothing: their findings stay on the timeline.
     got = {s.check for s in checks.steps(AFTER_FLOW, ("tasks",))}
-    assert got == {"tasks", "iterators", "delivery"}
+    assert got == {"tasks", "iterators", "delivery", "memory"}
     assert all(s.needs <= RUNNER_RECORDS for s in checks.steps(AFTER_CLOSE, ()))
 
 
 def test_with_an_unresponsive_agent_only_steps_reading_the_runner_s_records_run() -> None:
     got = checks.steps(AFTER_FLOW, DEFAULT_CHECKS, agent_answers=False)
-    assert [s.check for s in got] == ["iterators", "delivery"]
+    assert [s.check for s in got] == ["iterators", "delivery", "memory"]
     assert {s.check for s in checks.steps(AFTER_CLOSE, DEFAULT_CHECKS, agent_answers=False)} == {"iterators", "loop"}
 
 

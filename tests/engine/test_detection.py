@@ -27,9 +27,11 @@ LEAKY = [
     # delivery accounting: the same delivery handed over twice; a stale one after its redelivery
     ("selftest.duplicate_delivery", "delivery", "1 stream sequence(s) delivered twice to consumer"),
     ("selftest.decreasing_delivery", "delivery", "delivery count went down for 1 stream sequence(s)"),
+    # a soak whose round keeps 4 KiB and 21 objects: growth per round beyond the bound
+    ("selftest.soak_leak", "memory", "traced grows"),
 ]
 CLEAN = ["selftest.clean_task", "selftest.clean_consumer", "selftest.clean_iterator", "selftest.yield", "selftest.clean_socket",
-         "selftest.keep_messages", "selftest.clean_redelivery"]
+         "selftest.keep_messages", "selftest.clean_redelivery", "selftest.soak_clean"]
 
 
 @pytest.mark.parametrize("flow,check,phrase", LEAKY, ids=[f for f, _, _ in LEAKY])
@@ -135,3 +137,12 @@ def test_an_expected_redelivery_is_counted_apart_on_the_timeline(runner: Runner)
     assert rec.verdict == "passed", (rec.reason, [f.summary for f in rec.findings])
     (ev,) = [e for e in rec.events if e["what"] == "deliveries"]
     assert (ev["deliveries"], ev["sequences"], ev["redelivered"], ev["duplicates"], ev["decreases"]) == (6, 5, 1, 0, 0)
+
+
+def test_a_soak_records_its_series_for_the_report(runner: Runner) -> None:
+    rec = runner.run(selftest("selftest.soak_leak"))
+    m = rec.series["memory"]
+    assert m["rounds"] == 25 and m["warmup"] == 5 and all(len(v) == 25 for v in m["metrics"].values())
+    assert m["slopes"]["traced"] > 4096 and m["slopes"]["objects"] >= 20  # what the round keeps
+    assert set(m["metrics"]) == {"traced", "objects", "tasks", "subs", "rss", "server_mem", "ack_pending", "redelivered"}
+    assert rec.to_json()["series"] == rec.series

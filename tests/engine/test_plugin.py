@@ -186,3 +186,18 @@ def test_a_bad_scenario_file_starts_nothing(tmp_path: Path) -> None:
     assert r.returncode == 2, r.stdout + r.stderr
     assert "bad.yaml: entry b: field 'params.count'" in r.stdout + r.stderr
     assert not root.exists() or not any(root.iterdir()), f"something started: {list(root.iterdir())}"
+
+
+def test_soak_scenarios_run_only_when_named(tmp_path: Path) -> None:
+    # `make chaos` (harness run scenarios/) must not collect scenarios/soak/; `make soak` names the files.
+    root = Path(__file__).resolve().parents[2]
+
+    def collected(*paths: str) -> list[str]:
+        out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *paths],
+                             cwd=root, capture_output=True, text=True, timeout=60)
+        return [line for line in out.stdout.splitlines() if "::" in line]
+
+    default = collected("scenarios")
+    assert default and not any("/soak/" in n for n in default)
+    soak = collected(*sorted(str(p.relative_to(root)) for p in (root / "scenarios" / "soak").glob("*.yaml")))
+    assert soak and all("scenarios/soak/" in n and "[none]" in n for n in soak)

@@ -98,3 +98,31 @@ def test_fault_params_read_by_the_entry_s_faults_and_triggers_load(tmp_path: Pat
                         "    fault_params: {latency: 500, bytes: 65536, transfer_chunks: 3}\n")
     (sc,) = load_file(p)
     assert dict(sc.fault_params) == {"latency": 500, "bytes": 65536, "transfer_chunks": 3}
+
+
+def test_rounds_make_a_soak_without_faults(tmp_path: Path) -> None:
+    p = write(tmp_path, "defaults: {rounds: 30}\nmatrix:\n  - name: s\n    flows: [soak.fetch_empty, soak.nak_delay]\n")
+    got = load_file(p)
+    assert [(s.id, s.rounds, s.is_soak) for s in got] == [("soak.fetch_empty[none]", 30, True), ("soak.nak_delay[none]", 30, True)]
+    assert not load_file(write(tmp_path, "matrix:\n  - name: s\n    flows: [next.fetch]\n"))[0].is_soak
+
+
+@pytest.mark.parametrize("rounds,problem", [(0, "from 1 to 100000"), ("many", "whole number"), (True, "whole number")])
+def test_rounds_must_be_a_whole_number(tmp_path: Path, rounds: object, problem: str) -> None:
+    p = write(tmp_path, f"matrix:\n  - name: s\n    flows: [soak.fetch_empty]\n    rounds: {str(rounds).lower()}\n")
+    with pytest.raises(ScenarioError, match=problem) as ei:
+        load_file(p)
+    assert ei.value.field == "rounds" and ei.value.entry == "s"
+
+
+def test_a_soak_refuses_faults(tmp_path: Path) -> None:
+    p = write(tmp_path, "matrix:\n  - name: s\n    flows: [ack.ack]\n    faults: [none, stall.pause]\n"
+                        "    triggers: [before_ack]\n    rounds: 10\n")
+    with pytest.raises(ScenarioError, match="a soak \\(rounds > 1\\) runs the flow without faults"):
+        load_file(p)
+
+
+def test_soak_scenarios_are_not_in_the_default_set() -> None:
+    ids = [s.id for s in load_paths([ROOT / "scenarios"])]
+    soak = load_paths([ROOT / "scenarios" / "soak"])
+    assert soak and all(s.is_soak for s in soak) and not any(s.id in ids for s in soak)
