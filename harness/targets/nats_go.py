@@ -41,7 +41,8 @@ JETSTREAM_SINCE = "v1.32.0"
 OLDEST_SUPPORTED = "v1.22.1"
 AGENT_SRC = Path(__file__).resolve().parents[1] / "agent" / "go"
 GO_TIMEOUT = 300  # a first build downloads the release's modules; later ones take seconds
-INSTALL_HINT = "install the Go toolchain (≥ 1.21; e.g. `apt-get install golang-go`) and put `go` on PATH"
+MIN_GO = "1.21"  # the agent's own code; a release may need a newer Go (its go.mod says which)
+INSTALL_HINT = f"install the Go toolchain (≥ {MIN_GO}; e.g. `apt-get install golang-go`) and put `go` on PATH"
 
 
 def version_key(v: str) -> tuple:
@@ -162,11 +163,15 @@ def _build(dest: Path, require: str | None, replace: Path | None, tags: list[str
     src = dest / "src"
     src.mkdir(parents=True)
     for p in AGENT_SRC.iterdir():
-        if p.suffix == ".go" or p.name in ("go.mod", "go.sum"):
+        if p.suffix == ".go":
             shutil.copy2(p, src / p.name)
+    # A fresh go.mod (not the committed one, pinned to the default release): `go get` then
+    # raises the `go` line only as far as the chosen release needs (v1.32.0: 1.21; v1.55.0: 1.26).
+    (src / "go.mod").write_text(f"module natschaos/agent\n\ngo {MIN_GO}\n")
     steps: list[tuple[list[str], str]] = []
     if replace is not None:
-        steps.append((["mod", "edit", f"-replace={MODULE}={replace}"], "pinning nats.go to the checkout"))
+        steps.append((["mod", "edit", f"-require={MODULE}@v0.0.0", f"-replace={MODULE}={replace}"],
+                      "pinning nats.go to the checkout"))  # -mod=mod: go build adds its requirements
     else:
         steps.append((["get", require or MODULE], f"fetching {require}"))
     steps.append((["build", "-trimpath", *(["-tags", ",".join(tags)] if tags else []), "-o", str(dest / "agent"), "."],
