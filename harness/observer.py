@@ -39,6 +39,7 @@ class Observer:
         self._thread.start()
         self.nc: Any = None
         self._echo: dict[str, Any] = {}
+        self._watches: dict[str, list[Any]] = {}
         self.errors: list[str] = []
 
     def run(self, fn: Callable[[], Awaitable[T]], timeout: float = 10.0) -> T:
@@ -84,10 +85,28 @@ class Observer:
 
         self.run(go, timeout=30)
 
-    def cleanup(self, spec: FlowSpec, names: Names) -> None:
-        """Remove the scenario's streams and its echo responder (best effort, bounded)."""
+    def watch_requests(self, names: Names, subject: str) -> "list[str]":
+        """Start counting the requests the server receives on `subject` (wildcards allowed):
+        the observer subscribes beside the JetStream API, so it sees each request as the
+        server does. Returns the live list of subjects seen; ends with the scenario's cleanup."""
+        seen: list[str] = []
 
         async def go() -> None:
+            async def note(msg: Any) -> None:
+                seen.append(msg.subject)
+
+            self._watches.setdefault(names.tag, []).append(await self.nc.subscribe(subject, cb=note))
+            await self.nc.flush()
+
+        self.run(go)
+        return seen
+
+    def cleanup(self, spec: FlowSpec, names: Names) -> None:
+        """Remove the scenario's streams, its echo responder and request watches (best effort, bounded)."""
+
+        async def go() -> None:
+            for w in self._watches.pop(names.tag, []):
+                await w.unsubscribe()
             sub = self._echo.pop(names.tag, None)
             if sub is not None:
                 await sub.unsubscribe()

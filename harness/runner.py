@@ -131,12 +131,15 @@ class RunContext:
         self.flow_end = FlowEnd(bound=settings.stuck_after)
         self.faulted = not scenario.is_control
         fault = faults.resolve(scenario.fault) if self.faulted else None
-        self.client_open = fault is None or not fault.closes_client
+        # A fault or a flow that closes the client's connection (a worker's shutdown drain).
+        self.client_open = (fault is None or not fault.closes_client) and not spec.closes_client
         self.consumer_name = names.consumer
         self.leak_grace = settings.leak_grace
         self.recovery_bound = settings.recovery_bound
         self.consumer_wait = settings.consumer_wait
         self.samples: list[dict[str, Any]] = []  # a soak's per-round memory samples (agent and server)
+        self.held_judged = False  # the terminal event's bound passed while the fault held: judged then
+        self.api_requests: list[str] = []  # JetStream API requests seen by an armed trigger
 
     def event(self, what: str, **kw: Any) -> None:
         self.timeline.append({"t": round(time.monotonic() - self.t0, 4), "source": "runner", "what": what, **kw})
@@ -330,6 +333,8 @@ class Runner:
         rc.cid = base.conn.cid
         rc.baseline = Baseline(pre_connect_tasks=pre_connect_tasks, tasks=frozenset(t.id for t in base.tasks),
                                sids=frozenset(s.sid for s in base.subs), consumers=base_consumers, fds=fds_before)
+        if trig is not None and trig.arm is not None:
+            trig.arm(rc)
         paced = trig is not None and trig.paced
         if paced:
             pacing = trig.pacing or {"type": "bandwidth", "rate": st.pacing_kbps}
@@ -371,9 +376,16 @@ class Runner:
                 rc.end(hung_finish=e.summary)
                 terminal_at = terminal_at or finish_at
                 rc.event("finish: flow's terminal action did not return", error=e.summary)
+        own = agent.find_event(lambda e: e.get("ev") == "terminal")  # the flow's own (e.g. a worker's shutdown)
+        if own is not None and terminal_at is None:
+            terminal_at = own["at"]
+            rc.event("the flow's own terminal event", action=own.get("what"))
         limit = deadline if terminal_at is None else min(deadline, terminal_at + st.stuck_after)
         if terminal_at is not None:  # on the timeline at the moment it happened (the report draws it)
             rc.timeline.append({"t": round(terminal_at - rc.t0, 4), "source": "runner", "what": "terminal event"})
+        judged = rc.held_judged
+        if judged:  # room to end after the heal; no second verdict on the same calls
+            limit = min(deadline, time.monotonic() + st.stuck_after)
         outcome = agent.wait_event(lambda e: e.get("ev") == "outcome", max(limit - time.monotonic(), 0), start=mark)
         rc.outcome = outcome
         rc.inherent += time.monotonic() - t
@@ -383,7 +395,8 @@ class Runner:
             try:
                 if agent.loop_blocked():
                     raise AgentError("agent did not answer: its event loop is blocked (no heartbeat)")
-                self._stuck(rc, terminal_at)
+                if not judged:
+                    self._stuck(rc, terminal_at)
                 agent.request("cancel_flow", timeout=5)
             except AgentError as e:
                 if not agent.alive() or "did not answer" not in e.summary:
@@ -395,7 +408,7 @@ class Runner:
                 return self._checks(rc, AFTER_FLOW, agent_answers=False) + self._checks(rc, AFTER_CLOSE, agent_answers=False), inconclusive
         if rc.flow_end.hung_finish:
             rc.end(hung_finish_stacks=rc.stacks())
-        if rc.action_thread is not None:
+        if rc.action_thread is not None and not judged:
             # The drain itself must end once the fault is healed, like any pending call.
             t = time.monotonic()  # an inherent wait: the stuck bound the drain is held to
             rc.action_thread.join(max((terminal_at or time.monotonic()) + st.stuck_after - time.monotonic(), 0))
@@ -439,7 +452,7 @@ class Runner:
             done += 1
             rc.samples.append(self._sample(rc))
             if done > 1:  # the series sums the rounds up: keep round 1's events, not every round's
-                agent.forget_events(mark, ("outcome", "received", "checkpoint"))
+                agent.forget_events(mark, ("outcome", "received", "checkpoint", "terminal"))
         rc.event("soak rounds", rounds=done + 1, seconds=round(time.monotonic() - t0, 2))
         return len(agent.events), True
 
@@ -491,14 +504,27 @@ class Runner:
         try:
             rc.injected_at = time.monotonic()
             rc.server_was_running_at_inject = env.server_running()
-            fault.inject(rc)
-            rc.server_was_running_at_inject = env.server_running()
+            # A composite's parts go in one by one, `stagger` seconds apart; a barrier's flow
+            # is released after the first, so it runs under that part before the next.
+            stagger = float(sc.fault_params.get("stagger", 0.0))
+            for i, part in enumerate(fault.parts or (fault,)):
+                if i and stagger:
+                    rc.wait(stagger)
+                part.inject(rc)
+                if i == 0:
+                    rc.server_was_running_at_inject = env.server_running()
+                    if trig.barrier:
+                        agent.request("release")
             rc.event("fault injected", fault=sc.fault)
-            if trig.barrier:
-                agent.request("release")
             if fault.terminal == faults.AT_INJECT:
                 terminal_at = time.monotonic()
-            rc.wait(max(sc.hold - (time.monotonic() - rc.injected_at), 0))
+            hold_end = rc.injected_at + stagger * max(len(fault.parts) - 1, 0) + sc.hold
+            if terminal_at is not None and terminal_at + self.settings.stuck_after < hold_end:
+                # The fault outlasts the stuck bound: what the terminal event left pending is
+                # judged now, while the fault still holds (a close must return, stall or not).
+                rc.wait(terminal_at + self.settings.stuck_after - time.monotonic())
+                self._stuck_while_held(rc)
+            rc.wait(hold_end - time.monotonic())
             t = time.monotonic()
             ok, text = fault.evidence(rc)
             rc.inherent += time.monotonic() - t  # evidence probes wait on purpose (e.g. an unanswered handshake)
@@ -512,6 +538,17 @@ class Runner:
                 # A drain under another fault (e.g. a stall) can only finish once healed.
                 terminal_at = time.monotonic()
         return inconclusive, terminal_at
+
+    def _stuck_while_held(self, rc: RunContext) -> None:
+        """Record pending calls and a client action not returned `stuck_after` past the
+        terminal event, while the fault still holds (their stacks as they wait are the
+        evidence); the iterators check judges them, and nothing is judged again after heal."""
+        if rc.agent.find_event(lambda e: e.get("ev") == "outcome") is None:
+            self._stuck(rc, rc.injected_at)
+        if rc.action_thread is not None and rc.action_thread.is_alive():
+            rc.end(unfinished_action=rc.action_name, action_stacks=rc.stacks())
+        rc.held_judged = True
+        rc.event("judged while the fault holds", stuck=rc.flow_end.stuck is not None, action=rc.flow_end.unfinished_action)
 
     def _remove_toxic_if_present(self, name: str) -> None:
         tp, proxy = self.env.toxiproxy, self.env.proxy_name

@@ -10,7 +10,11 @@
   client created a consumer on the flow's stream, seen on the server, while every reply to
   the client is held back by a latency toxic: the fault lands after the server made the
   consumer and before its create reply reached the client — the window of
-  nats-io/nats.go#1848).
+  nats-io/nats.go#1848), `api_request` (the server has received the client's `nth` JetStream
+  API request of kind `api` on the flow's stream, e.g. `CONSUMER.INFO`, seen by the observer
+  subscribed beside the API; the link towards the server is slowed 300 ms, so the client's
+  *next* request is still on its way when the fault goes in — e.g. `kv.keys()`'s own
+  `consumer_info()` after `watch()`'s, KI-011's window).
 
 A toxic cannot drop a reply a pacing `latency` toxic already holds: adding or removing a
 toxic interrupts the chain and Toxiproxy forwards held chunks at once. A fault that closes
@@ -32,6 +36,7 @@ class Trigger:
     fired: Callable[[Any], bool] | None = None  # observed triggers: polled with the run context
     paced: bool = False  # needs the link slowed so the moment can be observed
     pacing: dict[str, Any] = dataclasses.field(default_factory=dict)  # the pacing toxic (default: bandwidth at Settings.pacing_kbps)
+    arm: Callable[[Any], None] | None = None  # set up what `fired` watches, before the flow starts
     params: dict[str, Any] = dataclasses.field(default_factory=dict)  # fault_params it reads, with defaults
 
 
@@ -60,6 +65,15 @@ def _consumer_created(rc: Any) -> bool:
     return any(name not in rc.baseline.consumers for name in rc.observer.jsz_consumers(rc.object_stream))
 
 
+def _arm_api_request(rc: Any) -> None:
+    api = str(rc.scenario.fault_params.get("api", "CONSUMER.INFO"))
+    rc.api_requests = rc.observer.watch_requests(rc.names, f"$JS.API.{api}.{rc.object_stream}.>")
+
+
+def _api_request(rc: Any) -> bool:
+    return len(rc.api_requests) >= int(rc.scenario.fault_params.get("nth", 1))
+
+
 TRIGGERS: dict[str, Trigger] = {
     t.name: t
     for t in (
@@ -71,5 +85,8 @@ TRIGGERS: dict[str, Trigger] = {
         # Replies held 0.5 s (downstream only): the create reply is still in the proxy when
         # the observer sees the consumer (it polls /jsz every few ms).
         Trigger("consumer_created", fired=_consumer_created, paced=True, pacing={"type": "latency", "latency": 500}),
+        # Requests towards the server slowed 300 ms: the next one is in flight when the fault goes in.
+        Trigger("api_request", fired=_api_request, paced=True, arm=_arm_api_request,
+                pacing={"type": "latency", "stream": "upstream", "latency": 300}, params={"api": "CONSUMER.INFO", "nth": 1}),
     )
 }

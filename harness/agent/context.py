@@ -65,6 +65,11 @@ class FlowContext:
                 errors.append(f"{type(e).__name__}: {e}")
         return errors
 
+    def terminal(self, what: str) -> None:
+        """Mark the flow's own terminal event (e.g. `nc.drain()` at a worker's shutdown): every
+        call it leaves pending, the drain included, must resolve within the stuck bound of it."""
+        self._agent.emit("terminal", what=what)
+
     def received(self, ids: list[str]) -> None:
         """Report the message ids the flow has in hand (message accounting, quiescence)."""
         self._agent.emit("received", count=len(ids), ids=list(ids)[:1000])

@@ -30,7 +30,11 @@ class Fault:
       lives on, so a pending call ends by its own timeout or the flow's deadline);
     - `closes_client`: the client's connection is closed by the fault itself (no recovery
       round trip can be asked of it);
-    - `client_action`: the name of the action the agent performs on the client, if any.
+    - `client_action`: the name of the action the agent performs on the client, if any;
+    - `needs_link`: that action can only finish over a working link (a drain waits for the
+      server), so under a stall it is held to the bound from the heal; one that needs no
+      link (unsubscribe, close) is held to it from the inject, stall or not;
+    - `parts`: a composite's parts, in injection order (empty for a single fault).
     """
 
     name: str
@@ -42,6 +46,8 @@ class Fault:
     terminal: str = NOT_TERMINAL
     closes_client: bool = False
     client_action: str = ""
+    needs_link: bool = False
+    parts: "tuple[Fault, ...]" = ()
 
 
 FAULTS: dict[str, Fault] = {}
@@ -49,17 +55,29 @@ FAULTS: dict[str, Fault] = {}
 
 def register(name: str, inject: Step, heal: Step, evidence: Evidence, doc: str = "",
              params: Mapping[str, Any] | None = None, *, terminal: str = NOT_TERMINAL,
-             closes_client: bool = False, client_action: str = "") -> None:
+             closes_client: bool = False, client_action: str = "", needs_link: bool = False) -> None:
     assert terminal in (AT_INJECT, AT_HEAL, NOT_TERMINAL), terminal
-    FAULTS[name] = Fault(name, inject, heal, evidence, doc, dict(params or {}), terminal, closes_client, client_action)
+    FAULTS[name] = Fault(name, inject, heal, evidence, doc, dict(params or {}), terminal, closes_client, client_action,
+                         needs_link)
 
 
 def composite_terminal(parts: "list[Fault]") -> str:
-    """A composite's terminal event: at inject if every part ends the subscription there;
-    at heal if some part does (a drain under a stall finishes only once healed); else none."""
-    if parts and all(f.terminal == AT_INJECT for f in parts):
+    """A composite's terminal event: at inject if every part ends the subscription there, or
+    if a terminal part needs no link (a close must return, stall or not); at heal if the
+    terminal parts need the link (a drain under a stall finishes only once healed); else none."""
+    ending = [f for f in parts if f.terminal]
+    if not ending:
+        return NOT_TERMINAL
+    if len(ending) == len(parts) or any(not f.needs_link for f in ending):
         return AT_INJECT
-    return AT_HEAL if any(f.terminal for f in parts) else NOT_TERMINAL
+    return AT_HEAL
+
+
+# Read by every composite: seconds between injecting one part and the next. A barrier
+# trigger's flow is released after the first part, so with a stagger the flow runs under
+# the first part for that long before the next (e.g. a publisher fills its buffers under an
+# upstream stall, then the application closes the connection).
+COMPOSITE_PARAMS = {"stagger": 0.0}
 
 
 def resolve(name: str) -> Fault | None:
@@ -93,11 +111,11 @@ def resolve(name: str) -> Fault | None:
         results = [f.evidence(fx) for f in chosen]
         return all(ok for ok, _ in results), "; ".join(f"{f.name}: {text}" for f, (_, text) in zip(chosen, results))
 
-    merged = {k: v for f in chosen for k, v in f.params.items()}
+    merged = {**COMPOSITE_PARAMS, **{k: v for f in chosen for k, v in f.params.items()}}
     actions = [f.client_action for f in chosen if f.client_action]
     return Fault(name, inject, heal, evidence, " then ".join(f.doc for f in chosen), merged,
                  terminal=composite_terminal(chosen), closes_client=any(f.closes_client for f in chosen),
-                 client_action="+".join(actions))
+                 client_action="+".join(actions), needs_link=any(f.needs_link for f in chosen), parts=tuple(chosen))
 
 
 def parts(name: str) -> list[str]:

@@ -31,15 +31,17 @@ def _noop(fx: Any) -> None:
 
 
 # Each ends the flow's subscription (a terminal event for its pending calls) from inject;
-# the last two also close the client's connection.
-for _name, _doc, _closes in (
-    ("sub_drain", "sub.drain() on the flow's subscription", False),
-    ("unsubscribe", "sub.unsubscribe() on the flow's subscription", False),
-    ("nc_drain", "nc.drain() on the client's connection", True),
-    ("close", "nc.close() on the client's connection", True),
+# nc_drain and close also close the client's connection. A drain waits for the server
+# (needs the link); unsubscribe and close need nothing from it, so they must return
+# promptly even while the link is stalled.
+for _name, _doc, _closes, _link in (
+    ("sub_drain", "sub.drain() on the flow's subscription", False, True),
+    ("unsubscribe", "sub.unsubscribe() on the flow's subscription", False, False),
+    ("nc_drain", "nc.drain() on the client's connection", True, True),
+    ("close", "nc.close() on the client's connection", True, False),
 ):
     register(f"drain.{_name}", _action(_name), _noop, _action_evidence, _doc,
-             terminal=AT_INJECT, closes_client=_closes, client_action=_name)
+             terminal=AT_INJECT, closes_client=_closes, client_action=_name, needs_link=_link)
 
 
 def _ldm_evidence(fx: Any) -> tuple[bool, str]:

@@ -53,6 +53,49 @@ _toxic_fault("timeout", "timeout", "timeout toxic: data dropped; removing it clo
 _toxic_fault("latency", "latency", "large latency (default 3000 ms) on every chunk", latency=3000, jitter=0)
 
 
+def _upstream_inject(fx: Any) -> None:
+    fx.env.toxiproxy.add_toxic(fx.env.proxy_name, "bandwidth", name="fault_upstream", stream="upstream", rate=0)
+
+
+def _upstream_heal(fx: Any) -> None:
+    if any(t.name == "fault_upstream" for t in fx.env.toxiproxy.toxics(fx.env.proxy_name)):
+        fx.env.toxiproxy.remove_toxic(fx.env.proxy_name, "fault_upstream")
+
+
+def ping_unanswered(env: Any, within: float = STALL_PROBE) -> bool:
+    """True if a fresh connection through the proxy gets its INFO but no answer to a PING
+    within `within` seconds: the link towards the server is stalled, the way back is not."""
+    host, port = env.client_url.removeprefix("nats://").rsplit(":", 1)
+    try:
+        with socket.create_connection((host, int(port)), timeout=within) as s:
+            s.settimeout(within)
+            buf = b""
+            while b"\r\n" not in buf:  # the server's INFO line arrives: downstream flows
+                chunk = s.recv(4096)
+                if not chunk:
+                    return False
+                buf += chunk
+            s.sendall(b"PING\r\n")  # before CONNECT the server answers -ERR or PONG, or closes: it got it
+            s.recv(64)
+            return False
+    except (socket.timeout, TimeoutError):
+        return True
+    except OSError:
+        return False
+
+
+def _upstream_evidence(fx: Any) -> tuple[bool, str]:
+    listed = [t.name for t in fx.env.toxiproxy.toxics(fx.env.proxy_name) if t.name == "fault_upstream"]
+    unanswered = ping_unanswered(fx.env)
+    return bool(listed) and unanswered, (
+        f"toxics {listed} on proxy; a fresh connection's PING {'got no answer' if unanswered else 'was answered'} "
+        f"within {STALL_PROBE}s")
+
+
+register("stall.upstream", _upstream_inject, _upstream_heal, _upstream_evidence,
+         "bandwidth 0 towards the server only: what the client sends is held (delivered on heal), what the server sends flows")
+
+
 def _pause(fx: Any) -> None:
     fx.env.pause_server()
 

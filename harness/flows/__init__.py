@@ -10,9 +10,11 @@ A flow has two halves:
 `ctx` (see `harness.agent.context.FlowContext`) gives the flow `nc`, `js`, `names`,
 `params`, `checkpoint(name)` (a named point; a barrier trigger holds the flow there
 while the fault goes in), `call(label, awaitable)` (a tracked blocking call, which
-the stuck-iterator check watches), `track(sub)` (the subscription drain faults act on) and
+the stuck-iterator check watches), `track(sub)` (the subscription drain faults act on),
 `delivered(msg)` (every Next/ack flow calls it for each JetStream message it is handed: the
-`delivery` check's ledger of stream sequences and delivery counts).
+`delivery` check's ledger of stream sequences and delivery counts) and
+`terminal(what)` (the flow's own terminal event, e.g. a worker's shutdown drain: what it
+leaves pending must resolve within the stuck bound of it).
 
 Register your own flows with `@flow(...)` in a module and pass it with `--chaos-flows module`.
 
@@ -111,6 +113,9 @@ class FlowSpec:
     doc: str = ""
     requires: tuple[str, ...] = ()  # client API the flow needs (see the module docstring)
     module: str = ""  # where the flow is defined (an agent that cannot import it cannot run it)
+    # The flow ends by closing its connection itself (a worker's shutdown: `nc.drain()`), so
+    # no recovery round trip can be asked of that connection afterwards.
+    closes_client: bool = False
 
     def validate_params(self, params: Mapping[str, Any]) -> None:
         for k, v in params.items():
@@ -132,6 +137,7 @@ def flow(
     defaults: Mapping[str, Any] | None = None,
     consumer_stream: str = "stream",
     requires: tuple[str, ...] = (),
+    closes_client: bool = False,
 ) -> Callable[[RunFn], RunFn]:
     """Register `run` as the flow `name`."""
 
@@ -140,13 +146,15 @@ def flow(
             name=name, run=run, prepare=prepare, triggers=tuple(triggers), defaults=dict(defaults or {}),
             consumer_stream=consumer_stream, doc=(run.__doc__ or "").strip().splitlines()[0] if run.__doc__ else "",
             requires=tuple(requires), module=run.__module__,
+            closes_client=closes_client,
         )
         return run
 
     return deco
 
 
-BUILTIN_MODULES = ("harness.flows.get", "harness.flows.next", "harness.flows.ack", "harness.flows.soak", "harness.flows.selftest")
+BUILTIN_MODULES = ("harness.flows.get", "harness.flows.next", "harness.flows.ack", "harness.flows.worker",
+                   "harness.flows.publish", "harness.flows.soak", "harness.flows.selftest")
 
 
 def load_flow_modules(extra: tuple[str, ...] = (), tolerant: bool = False) -> dict[str, str]:

@@ -55,14 +55,18 @@ async def _prepare_kv_keys(js: Any, names: Names, params: Mapping[str, Any]) -> 
 
 @flow(
     "kv.keys",
-    triggers=("in_call",),
+    triggers=("in_call", "api_request"),
     prepare=_prepare_kv_keys,
     defaults={"keys": 20, "js_timeout": 1.0},
     consumer_stream="kv",
     requires=("nats.js.kv.KeyValue.keys",),
 )
 async def kv_keys(ctx: Any) -> dict:
-    """List a bucket's keys (`kv.keys()` runs a temporary watcher inside), no caller timeout."""
+    """List a bucket's keys (`kv.keys()` runs a temporary watcher inside), no caller timeout.
+
+    `api_request` fires once the server got `watch()`'s own `consumer_info()`, while
+    `keys()`'s second `consumer_info()` is on its way (KI-011's window).
+    """
     kv = await ctx.nc.jetstream(timeout=ctx.params["js_timeout"]).key_value(ctx.names.bucket)
     await ctx.checkpoint("in_call")
     keys = await ctx.call("kv.keys", kv.keys())

@@ -79,10 +79,25 @@ async def fetch(ctx: Any) -> dict:
 )
 async def iterate(ctx: Any) -> dict:
     """`async for msg in sub.messages` on a push subscription, ended by unsubscribe (or a drain fault)."""
+    return await _iterate(ctx, ctx.params["ordered"])
+
+
+@flow(
+    "next.ordered",
+    triggers=("blocked",),
+    prepare=prepare_stream,
+    defaults={"count": 10, "idle_heartbeat": 0.0},
+)
+async def ordered(ctx: Any) -> dict:
+    """`async for msg in sub.messages` on an ordered push consumer (`ordered_consumer=True`), ended by unsubscribe."""
+    return await _iterate(ctx, True)
+
+
+async def _iterate(ctx: Any, ordered: bool) -> dict:
     hb = ctx.params["idle_heartbeat"] or None
     if hb:
         compat.require_param(ctx.js.subscribe, "idle_heartbeat", "idle heartbeats on push subscriptions")
-    if ctx.params["ordered"]:
+    if ordered:
         compat.require_param(ctx.js.subscribe, "ordered_consumer", "ordered consumers")
         sub = await ctx.js.subscribe(f"{ctx.names.subject}.>", ordered_consumer=True, idle_heartbeat=hb)
     else:
@@ -93,7 +108,7 @@ async def iterate(ctx: Any) -> dict:
     try:
         async for msg in ctx.iterate("sub.messages", sub.messages):
             ctx.delivered(msg)
-            if not ctx.params["ordered"]:
+            if not ordered:
                 await msg.ack()
             fresh = msg.data.decode() not in got
             got.append(msg.data.decode())

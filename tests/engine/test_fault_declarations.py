@@ -8,9 +8,9 @@ from harness import faults
 from harness.faults import AT_HEAL, AT_INJECT, NOT_TERMINAL, Fault, composite_terminal
 
 
-def _fault(name: str, terminal: str = NOT_TERMINAL, closes: bool = False, action: str = "") -> Fault:
+def _fault(name: str, terminal: str = NOT_TERMINAL, needs_link: bool = False) -> Fault:
     noop = lambda fx: None  # noqa: E731
-    return Fault(name, noop, noop, lambda fx: (True, ""), terminal=terminal, closes_client=closes, client_action=action)
+    return Fault(name, noop, noop, lambda fx: (True, ""), terminal=terminal, needs_link=needs_link)
 
 
 @pytest.mark.parametrize("name", ["drain.sub_drain", "drain.unsubscribe", "drain.nc_drain", "drain.close"])
@@ -40,9 +40,17 @@ def test_a_drain_under_a_stall_is_terminal_from_the_heal() -> None:
     assert (f.terminal, f.closes_client, f.client_action) == (AT_HEAL, True, "nc_drain")
 
 
+def test_a_close_under_a_stall_is_terminal_from_the_inject() -> None:
+    # close needs nothing from the link: it must return promptly, stall or not (KI-012's path).
+    f = faults.resolve("stall.upstream+drain.close")
+    assert (f.terminal, f.closes_client, f.client_action) == (AT_INJECT, True, "close")
+    assert [p.name for p in f.parts] == ["stall.upstream", "drain.close"] and "stagger" in f.params
+
+
 def test_composite_terminal_on_values() -> None:
-    drain, stall = _fault("d", AT_INJECT), _fault("s")
+    drain, close, stall = _fault("d", AT_INJECT, needs_link=True), _fault("c", AT_INJECT), _fault("s")
     assert composite_terminal([drain, drain]) == AT_INJECT
     assert composite_terminal([stall, drain]) == AT_HEAL
+    assert composite_terminal([stall, close]) == AT_INJECT
     assert composite_terminal([stall, stall]) == NOT_TERMINAL
     assert composite_terminal([]) == NOT_TERMINAL
