@@ -3,16 +3,23 @@
 PY      := .venv/bin/python
 HARNESS := .venv/bin/harness
 ENV     ?= local
+# parallel workers for the scenarios (pytest-xdist, one environment each); N=0 runs them in-process
+N       ?= 2
 ARGS    ?=
 
-.PHONY: setup chaos soak gate test lint bench env-up clean
+.PHONY: setup chaos chaos-quick soak gate test lint bench env-up clean
 
 setup:
 	@bash scripts/setup.sh
 
 # make turns any failing recipe into its own status 2; the harness's status is printed.
 chaos: setup
-	@$(HARNESS) run --env $(ENV) $(ARGS) || { s=$$?; \
+	@$(HARNESS) run --env $(ENV) -n $(N) $(ARGS) || { s=$$?; \
+	  echo "harness run exited $$s (0 clean, 1 findings, 2 usage or environment error)"; exit $$s; }
+
+# The quick selection: the entries tagged `quick` in scenarios/ (README: "The default suite").
+chaos-quick: setup
+	@$(HARNESS) run --env $(ENV) -n $(N) -m quick $(ARGS) || { s=$$?; \
 	  echo "harness run exited $$s (0 clean, 1 findings, 2 usage or environment error)"; exit $$s; }
 
 # Soak scenarios (scenarios/soak/: not collected by `make chaos`): each flow repeated for its

@@ -38,6 +38,7 @@ def _register_run(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") ->
     p = sub.add_parser("run", help="run scenarios (pytest with the nats-chaos plugin)")
     p.add_argument("paths", nargs="*", help="scenario files, directories or pytest node ids (default: scenarios/)")
     p.add_argument("-k", dest="keyword", help="select scenarios by pytest -k expression")
+    p.add_argument("-m", dest="markers", help="select scenarios by their entries' tags (pytest -m), e.g. quick")
     p.add_argument("--seed", type=int, help="run seed; a replay uses the seed printed in the header")
     p.add_argument("-n", dest="workers", help="parallel workers (pytest-xdist), each with its own environment")
     p.add_argument("--env", choices=("local", "compose"), default=None, help="environment backend (default local)")
@@ -90,6 +91,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     argv += [f"--chaos-reports={reports}", f"--junitxml={reports / run_id / 'junit.xml'}"]
     if args.keyword:
         argv += ["-k", args.keyword]
+    if args.markers:
+        argv += ["-m", args.markers]
     if args.workers:
         argv += ["-n", str(args.workers)]
     if args.env:

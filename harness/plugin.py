@@ -334,6 +334,7 @@ def _term_to_interrupt(signum: int, frame: Any) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "quick: a scenario of the quick selection (`make chaos-quick`)")
     config.stash[_KEY] = cs = ChaosSession(config)
     config.pluginmanager.register(cs, "nats-chaos-session")
     # SIGTERM runs the same teardown as Ctrl-C: nothing the run started outlives it.
@@ -381,7 +382,10 @@ class ScenarioFile(pytest.File):
         except ScenarioError as e:
             raise self.CollectError(str(e)) from None
         for sc in scenarios:
-            yield ScenarioItem.from_parent(self, name=sc.id, scenario=sc)
+            item = ScenarioItem.from_parent(self, name=sc.id, scenario=sc)
+            for tag in sc.tags:  # an entry's tags select with -m
+                item.add_marker(tag)
+            yield item
 
 
 class ScenarioVerdict(Exception):

@@ -19,6 +19,7 @@ A file in `scenarios/` looks like:
         variant: default-pings           # same scenarios again, ids end in ~default-pings
         flows: [objectstore.get]
         client: {ping_interval: 120}     # nats.connect() overrides for the client under test
+        tags: [quick]                    # pytest markers: `harness run -m quick`
 
 Each entry expands to one scenario per flow x fault x trigger, with a stable id
 `flow[fault@trigger]` (`flow[none]` for the no-fault control). The whole file is
@@ -65,6 +66,7 @@ class Scenario:
     timeout: float
     source: str  # "file:entry", for messages and replay
     client: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # nats.connect() overrides
+    tags: tuple[str, ...] = ()  # the entry's tags: pytest markers, e.g. `quick` (`harness run -m quick`)
     rounds: int = 1  # > 1: a soak, the flow repeated on one connection and sampled after each round
 
     @property
@@ -113,7 +115,7 @@ def scenario_id(flow: str, fault: str, trigger: str, variant: str = "") -> str:
 # -- loading --------------------------------------------------------------------
 
 _ENTRY_KEYS = {"name", "variant", "flows", "faults", "triggers", "checks", "params", "fault_params", "hold", "timeout", "client",
-               "rounds"}
+               "rounds", "tags"}
 MAX_ROUNDS = 100_000
 # nats.connect() options a scenario may set for the client under test (type of each)
 CLIENT_KEYS: dict[str, type] = {
@@ -126,7 +128,7 @@ CLIENT_KEYS: dict[str, type] = {
     "drain_timeout": float,
     "flush_timeout": float,
 }
-_DEFAULT_KEYS = _ENTRY_KEYS - {"name", "variant", "flows", "faults", "triggers"}
+_DEFAULT_KEYS = _ENTRY_KEYS - {"name", "variant", "flows", "faults", "triggers", "tags"}
 
 
 def load_file(path: str | Path) -> list[Scenario]:
@@ -176,6 +178,10 @@ def load_file(path: str | Path) -> list[Scenario]:
         fault_names = _str_list(ctx, e, "faults", default=[NO_FAULT])
         trigger_names = _str_list(ctx, e, "triggers", default=[])
         check_names = tuple(_str_list(ctx, e, "checks", default=list(DEFAULT_CHECKS)))
+        tags = tuple(_str_list(ctx, e, "tags", default=[]))
+        for tag in tags:
+            if not tag.isidentifier():
+                raise ScenarioError(fname, entry, "tags", f"a tag is a name of letters, digits and _, got {tag!r}")
         params = _mapping(ctx, e, "params")
         fault_params = _mapping(ctx, e, "fault_params")
         client = _mapping(ctx, e, "client")
@@ -238,7 +244,7 @@ def load_file(path: str | Path) -> list[Scenario]:
                     Scenario(
                         id=sid, flow=f, fault=ft, trigger=t, checks=check_names,
                         params={**spec.defaults, **params}, fault_params=dict(fault_params),
-                        hold=hold, timeout=timeout, source=f"{fname}:{entry}", client=dict(client), rounds=rounds,
+                        hold=hold, timeout=timeout, source=f"{fname}:{entry}", client=dict(client), rounds=rounds, tags=tags,
                     )
                 )
     return out

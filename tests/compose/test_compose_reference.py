@@ -20,7 +20,7 @@ def _verdicts(env_cls, **kw) -> dict[str, tuple[str, tuple[str, ...]]]:
     with env_cls(**kw) as env:
         runner = Runner(env, run_seed=99)
         try:
-            for sc in load_paths([ROOT / "scenarios"]):
+            for sc in load_paths([ROOT / "scenarios" / "reference.yaml"]):  # the reference set, not the whole suite
                 rec = runner.run(sc)
                 out[sc.id] = (rec.verdict, tuple(sorted({f.check for f in rec.findings})))
         finally:

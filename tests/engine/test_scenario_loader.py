@@ -126,3 +126,27 @@ def test_soak_scenarios_are_not_in_the_default_set() -> None:
     ids = [s.id for s in load_paths([ROOT / "scenarios"])]
     soak = load_paths([ROOT / "scenarios" / "soak"])
     assert soak and all(s.is_soak for s in soak) and not any(s.id in ids for s in soak)
+
+
+def test_the_default_suite_declares_each_scenario_once_and_each_flow_has_its_control() -> None:
+    from pathlib import Path
+
+    from harness.scenario import load_paths
+
+    suite = load_paths([Path(__file__).resolve().parents[2] / "scenarios"])
+    ids = [s.id for s in suite]
+    assert len(ids) == len(set(ids)), sorted({i for i in ids if ids.count(i) > 1})
+    assert len(suite) >= 80
+    faulted = {s.flow for s in suite if not s.is_control}
+    controls = {s.flow for s in suite if s.is_control}
+    assert faulted <= controls, f"flows without a no-fault control: {sorted(faulted - controls)}"
+    assert any("quick" in s.tags for s in suite)
+
+
+def test_an_entrys_tags_are_names(tmp_path) -> None:
+    p = tmp_path / "s.yaml"
+    p.write_text("matrix:\n  - name: t\n    flows: [selftest.clean_task]\n    tags: [quick]\n")
+    assert load_file(p)[0].tags == ("quick",)
+    p.write_text("matrix:\n  - name: t\n    flows: [selftest.clean_task]\n    tags: ['not a name']\n")
+    with pytest.raises(ScenarioError, match="field 'tags'"):
+        load_file(p)
