@@ -122,11 +122,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _register_list(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     p = sub.add_parser("list", help="print the expanded scenario ids (validates the files)")
     p.add_argument("paths", nargs="*", help="scenario files or directories (default: scenarios/)")
+    p.add_argument("--flows", action="append", default=[], help="module registering user flows (repeatable)")
     p.add_argument("--catalogue", action="store_true", help="also list the known flows, faults, triggers and checks")
     p.set_defaults(func=cmd_list)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from harness.flows import FlowModuleError, load_flow_modules
+
+    try:
+        load_flow_modules(tuple(args.flows))
+    except FlowModuleError as e:
+        print(f"harness list: {e}", file=sys.stderr)
+        return EXIT_USAGE
     scenarios = load_paths(args.paths or DEFAULT_PATHS)
     for sc in scenarios:
         print(f"{sc.source.rsplit(':', 1)[0]}::{sc.id}")

@@ -114,6 +114,13 @@ class ChaosSession:
             or datetime.datetime.now().strftime("%Y%m%d-%H%M%S") + f"-{self.seed}-{target_slug(self.client_spec, self.server_spec)}"
         )
         self.flow_modules = tuple(config.getoption("chaos_flows") or ())
+        if self.flow_modules:  # before collection: a scenario file may name their flows
+            from harness.flows import FlowModuleError, load_flow_modules
+
+            try:
+                load_flow_modules(self.flow_modules)
+            except FlowModuleError as e:
+                raise pytest.UsageError(str(e)) from None
         self.env: Any = None
         self.runner: Any = None
         self.records: list[dict[str, Any]] = []
@@ -199,10 +206,6 @@ class ChaosSession:
         if self.runner is None:
             from harness.runner import Runner
 
-            if self.flow_modules:
-                from harness.flows import load_flow_modules
-
-                load_flow_modules(self.flow_modules)
             try:
                 self.get_target()
                 self.env = make_environment(self.backend)

@@ -16,7 +16,8 @@ the stuck-iterator check watches), `track(sub)` (the subscription drain faults a
 `terminal(what)` (the flow's own terminal event, e.g. a worker's shutdown drain: what it
 leaves pending must resolve within the stuck bound of it).
 
-Register your own flows with `@flow(...)` in a module and pass it with `--chaos-flows module`.
+Register your own flows with `@flow(...)` in a module and pass it with `--chaos-flows module`
+(`harness run --flows module`; see examples/order_worker/).
 
 Client releases differ: a flow declares the client API it needs (`requires=`, dotted paths
 under the `nats` package, optionally naming a parameter: `"nats.aio.msg.Msg.nak(delay)"`).
@@ -29,6 +30,8 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import os
+import sys
 from typing import Any, Awaitable, Callable, Mapping
 
 PrepareFn = Callable[[Any, "Names", Mapping[str, Any]], Awaitable[None]]
@@ -157,20 +160,36 @@ BUILTIN_MODULES = ("harness.flows.get", "harness.flows.next", "harness.flows.ack
                    "harness.flows.publish", "harness.flows.soak", "harness.flows.selftest")
 
 
+class FlowModuleError(ImportError):
+    """A user's flow module (`--flows MODULE`) could not be imported."""
+
+
 def load_flow_modules(extra: tuple[str, ...] = (), tolerant: bool = False) -> dict[str, str]:
     """Import the built-in flow modules and any user modules (which register flows on import).
 
-    `tolerant` (the agent, on an older client): a module that does not import is reported
-    ({module: error}) instead of raised, and its flows are not applicable there.
+    A user module is found as `python -m` would find it: from the current directory too (the
+    agent is started with `-m` from there), e.g. `--flows examples.order_worker.orders`.
+    `tolerant` (the agent, on an older client): a built-in module that does not import is
+    reported ({module: error}) instead of raised, and its flows are not applicable there.
     """
     failed: dict[str, str] = {}
-    for m in (*BUILTIN_MODULES, *extra):
+    for m in BUILTIN_MODULES:
         try:
             importlib.import_module(m)
         except ImportError as e:
-            if not tolerant or m in extra:
+            if not tolerant:
                 raise
             failed[m] = f"{type(e).__name__}: {e}"
+    if extra and os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.append(os.getcwd())
+    for m in extra:
+        try:
+            importlib.import_module(m)
+        except ImportError as e:
+            raise FlowModuleError(
+                f"cannot import flow module {m!r}: {e}\n"
+                f"Hint: give its dotted name from the current directory ({os.getcwd()}) or put its folder on PYTHONPATH"
+            ) from None
     return failed
 
 
