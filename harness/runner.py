@@ -379,7 +379,7 @@ class Runner:
         own = agent.find_event(lambda e: e.get("ev") == "terminal")  # the flow's own (e.g. a worker's shutdown)
         if own is not None and terminal_at is None:
             terminal_at = own["at"]
-            rc.event("the flow's own terminal event", action=own.get("what"))
+            rc.event("the flow's own terminal event", label=own.get("label"))
         limit = deadline if terminal_at is None else min(deadline, terminal_at + st.stuck_after)
         if terminal_at is not None:  # on the timeline at the moment it happened (the report draws it)
             rc.timeline.append({"t": round(terminal_at - rc.t0, 4), "source": "runner", "what": "terminal event"})

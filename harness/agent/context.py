@@ -68,7 +68,7 @@ class FlowContext:
     def terminal(self, what: str) -> None:
         """Mark the flow's own terminal event (e.g. `nc.drain()` at a worker's shutdown): every
         call it leaves pending, the drain included, must resolve within the stuck bound of it."""
-        self._agent.emit("terminal", what=what)
+        self._agent.emit("terminal", label=what)
 
     def received(self, ids: list[str]) -> None:
         """Report the message ids the flow has in hand (message accounting, quiescence)."""
