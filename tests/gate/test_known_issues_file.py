@@ -47,9 +47,9 @@ def issue_table() -> dict[str, str]:
 
 
 def reference_table() -> list[tuple[list[str], set[str], set[str]]]:
-    """README's "Which reference scenario shows it": (scenario ids, checks that fire, issues)."""
+    """README's "Which scenario shows it" (the default suite): (scenario ids, checks that fire, issues)."""
     out = []
-    for cells in _rows(_section("## Which reference scenario shows it")):
+    for cells in _rows(_section("## Which scenario shows it")):
         scenarios = re.findall(r"`([^`]+)`", cells[0])
         no_parens = re.sub(r"\([^)]*\)", "", cells[1])
         checks = {seg.split()[0] for seg in no_parens.split(",") if seg.split() and seg.split()[0] in CHECKS}
