@@ -184,14 +184,17 @@ class RunContext:
         return out
 
     def stacks(self) -> str:
-        """Every non-agent task's await chain, as evidence ('(no snapshot: ...)' if the agent cannot answer)."""
+        """Every non-agent task's await chain, and the agent's task running a client action (a drain
+        or close fault: its chain into the client is the evidence), ('(no snapshot: ...)' if the
+        agent cannot answer)."""
         try:
             snap = self.snapshot()
         except AgentError as e:
             return f"(no snapshot: {e.summary})"
         lines = []
         for t in snap.tasks:
-            if t.role != "agent" and t.state != "done":
+            acting = t.role == "agent" and any(" in op_action" in frame for frame in t.stack)
+            if (t.role != "agent" or acting) and t.state != "done":
                 lines.append(f"task {t.coro} ({t.state}):\n  " + "\n  ".join(t.stack))
         return "\n".join(lines)
 

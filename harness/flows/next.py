@@ -87,6 +87,7 @@ async def iterate(ctx: Any) -> dict:
     triggers=("blocked",),
     prepare=prepare_stream,
     defaults={"count": 10, "idle_heartbeat": 0.0},
+    requires=("nats.js.JetStreamContext.subscribe(ordered_consumer)",),
 )
 async def ordered(ctx: Any) -> dict:
     """`async for msg in sub.messages` on an ordered push consumer (`ordered_consumer=True`), ended by unsubscribe."""

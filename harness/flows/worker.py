@@ -42,6 +42,7 @@ async def pull_worker(ctx: Any) -> dict:
                 await asyncio.sleep(ctx.params["idle"])
                 continue
             for m in msgs:
+                ctx.delivered(m)
                 if ctx.params["work"]:
                     await asyncio.sleep(ctx.params["work"])  # the order's processing
                 await ctx.call("ack", m.ack())
