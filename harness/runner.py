@@ -364,7 +364,8 @@ class Runner:
 
         # The flow's own terminal event once it has everything (e.g. unsubscribe for an iterator).
         t = time.monotonic()
-        if self._wait_blocked_after_received(rc, deadline):
+        # (Judged while the fault held: the terminal event is past, no finish hook is waited for.)
+        if not rc.held_judged and self._wait_blocked_after_received(rc, deadline):
             finish_at = time.monotonic()
             try:
                 r = agent.request("finish", timeout=st.stuck_after)
@@ -387,7 +388,7 @@ class Runner:
         if terminal_at is not None:  # on the timeline at the moment it happened (the report draws it)
             rc.timeline.append({"t": round(terminal_at - rc.t0, 4), "source": "runner", "what": "terminal event"})
         judged = rc.held_judged
-        if judged:  # room to end after the heal; no second verdict on the same calls
+        if judged:  # the heal ends the fault: what is still pending `stuck_after` later is judged again
             limit = min(deadline, time.monotonic() + st.stuck_after)
         outcome = agent.wait_event(lambda e: e.get("ev") == "outcome", max(limit - time.monotonic(), 0), start=mark)
         rc.outcome = outcome
@@ -400,6 +401,11 @@ class Runner:
                     raise AgentError("agent did not answer: its event loop is blocked (no heartbeat)")
                 if not judged:
                     self._stuck(rc, terminal_at)
+                else:  # judged while the fault held; still pending with the fault gone is a second symptom
+                    snap = rc.snapshot()
+                    if snap.pending:
+                        rc.end(after_heal=snap, after_heal_cpu_busy=agent.cpu_busy(), after_heal_stacks=rc.stacks())
+                        rc.inherent += 0.3
                 agent.request("cancel_flow", timeout=5)
             except AgentError as e:
                 if not agent.alive() or "did not answer" not in e.summary:

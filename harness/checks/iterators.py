@@ -58,6 +58,11 @@ class FlowEnd:
     stuck_cpu_busy: float = 0.0
     stuck_after: str = ""  # "the terminal event" | "the flow's deadline"
     stuck_stacks: str = ""  # every non-agent task's stack: evidence when a pending call has no task
+    # Judged while the fault held (the terminal event's bound passed first): what was still
+    # pending `bound` after the heal, once the fault itself was gone.
+    after_heal: Snapshot | None = None
+    after_heal_cpu_busy: float = 0.0
+    after_heal_stacks: str = ""
     hung_finish: str = ""  # the flow's terminal action did not return: the agent's error
     hung_finish_stacks: str = ""
     unfinished_action: str = ""  # a drain that did not return: its name
@@ -109,6 +114,9 @@ def after_flow(s: Sources) -> list[Finding]:
     out: list[Finding] = []
     if end.stuck is not None:
         out += find_stuck_calls(end.stuck, end.stuck_cpu_busy, end.stuck_after, fallback_stack=end.stuck_stacks)
+    if end.after_heal is not None:
+        out += find_stuck_calls(end.after_heal, end.after_heal_cpu_busy, "the heal (the fault gone)",
+                                fallback_stack=end.after_heal_stacks)
     return out + find_unresponsive(end) + find_hung_finish(end) + find_unfinished_action(end)
 
 

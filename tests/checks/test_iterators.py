@@ -46,3 +46,16 @@ def test_unresponsive_agent_and_failed_close() -> None:
     assert got[0].summary == "the flow did not end by its deadline and the agent stopped answering (no heartbeat)"
     (f,) = run_step("iterators", AFTER_CLOSE, FakeSources(flow_end=FlowEnd(close_error="timed out", close_stacks="s")))
     assert f.summary == "nc.close() did not complete: timed out" and f.evidence == "s"
+
+
+def test_a_call_still_pending_after_the_heal_is_judged_again() -> None:
+    # Judged once while the fault held (a close under a stall), then once more with it gone:
+    # a publisher that close() never released (KI-017).
+    end = FlowEnd(stuck=snap(pending=(PendingCall("publish", 4.5, 0),)), stuck_after="the terminal event",
+                  after_heal=snap((task(7, "Client._flush_pending"),), pending=(PendingCall("publish", 9.0, 7),)), bound=3.0)
+    got = run_step("iterators", AFTER_FLOW, FakeSources(flow_end=end))
+    assert [f.summary for f in got] == [
+        "publish still pending 4.5s, not resolved after the terminal event: lost wake-up (idle CPU)",
+        "publish still pending 9.0s, not resolved after the heal (the fault gone): lost wake-up (idle CPU)",
+    ]
+    assert "Client._flush_pending" in got[1].evidence

@@ -20,12 +20,13 @@ EXPECTED = [
     ("objectstore.put[stall.upstream@in_call]", "passed", None),  # the upstream stall's evidence, a put that survives it
     ("worker.pull[stall.bandwidth0@in_call]", "failed", ("iterators", "nc.drain still pending")),  # KI-007
     ("kv.keys[stall.bandwidth0@api_request]", "failed", ("subscriptions", "left (after the flow)")),  # KI-011
-    # KI-012: judged while the upstream stall still holds (composite, stagger 1 s)
+    # KI-012: judged while the upstream stall still holds (composite, stagger 1 s); KI-017 after the heal
     ("publish.core[stall.upstream+drain.close@in_call]", "failed", ("iterators", "close did not return within")),
+    ("publish.core[stall.upstream+drain.close@in_call]", "failed", ("iterators", "not resolved after the heal")),
 ]
 
 
-@pytest.mark.parametrize("sid,verdict,finding", EXPECTED, ids=[e[0] for e in EXPECTED])
+@pytest.mark.parametrize("sid,verdict,finding", EXPECTED, ids=[f"{e[0]}-{e[2][1] if e[2] else 'clean'}" for e in EXPECTED])
 def test_representative_suite_scenario(runner: Runner, sid: str, verdict: str, finding) -> None:
     rec = runner.run(CATALOGUE[sid])
     summary = f"{rec.verdict}: {rec.reason} {[(f.check, f.summary) for f in rec.findings]}"
