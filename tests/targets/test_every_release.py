@@ -1,0 +1,46 @@
+"""Every nats-py release from 2.0.0 to 2.16.0 is a valid target: each built-in flow's no-fault
+control either passes or is `not_applicable` (the release lacks its API) — never `error`, never
+`failed`, never `inconclusive`.
+
+Exhaustive (27 releases × every flow, ~10 minutes on 2 cores): `make test-releases` and the
+nightly job run it; `make test` does not (marker `releases`). The oldest and the newest
+release run the whole reference set in `make test` (test_reference_across_releases.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.flows import FLOWS
+from harness.targets import implementation
+
+pytestmark = pytest.mark.releases
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+def controls_file(path: Path) -> Path:
+    """A scenario file with the no-fault control of every built-in flow (new flows included)."""
+    flows = sorted(n for n, s in FLOWS.items() if not n.startswith("selftest.") and s.module.startswith("harness.flows"))
+    path.write_text("matrix:\n" + "".join(f"  - name: c{i}\n    flows: [{f}]\n    faults: [none]\n" for i, f in enumerate(flows)))
+    return path
+
+
+def test_every_release_runs_every_flow_or_says_it_cannot(tmp_path: Path) -> None:
+    versions = [v for v in implementation("nats-py").published_versions()]
+    scen = controls_file(tmp_path / "controls.yaml")
+    argv = [sys.executable, "-m", "harness", "matrix", str(scen), "--seed", "3", "--reports", str(tmp_path / "r")]
+    for v in versions:
+        argv += ["--client", f"nats-py=={v}"]
+    r = subprocess.run(argv, cwd=PROJECT, capture_output=True, text=True, timeout=3000, stdin=subprocess.DEVNULL,
+                       env={**os.environ})
+    out = next((tmp_path / "r").glob("matrix-*/matrix.json"))
+    cells = json.loads(out.read_text())["cells"]
+    bad = [c for c in cells if c["verdict"] not in ("passed", "not_applicable")]
+    assert not bad, "\n".join(f"{c['target']}: {c['scenario']} {c['verdict']} {c['line']}" for c in bad) + r.stdout[-3000:]
+    assert len({c["target"] for c in cells}) == len(versions)
