@@ -87,6 +87,14 @@ class NotApplicable(Exception):
     ordered consumer): the scenario is *not applicable* to this target, not an error."""
 
 
+def one_api(ctx: Any) -> None:
+    """NotApplicable when the scenario picks one of nats.go's two JetStream APIs (`api:
+    jetstream` for the jetstream package, `legacy` for JetStreamContext): nats-py has one."""
+    api = ctx.params.get("api", "")
+    if api:
+        raise NotApplicable(f"api: {api} picks one of nats.go's two JetStream APIs; nats-py has one")
+
+
 def fits(value: Any, want: type) -> bool:
     """Whether a scenario file's `value` fits a setting of type `want`: an int is a float,
     a bool is never a number (YAML `yes` is not 1)."""

@@ -7,7 +7,7 @@ from typing import Any, Mapping
 
 from nats.js.api import StreamConfig
 
-from harness.flows import IntegrityError, Names, compat, flow
+from harness.flows import IntegrityError, Names, compat, flow, one_api
 
 
 async def _prepare_object(js: Any, names: Names, params: Mapping[str, Any]) -> None:
@@ -19,12 +19,13 @@ async def _prepare_object(js: Any, names: Names, params: Mapping[str, Any]) -> N
     "objectstore.get",
     triggers=("in_call", "transfer", "consumer_created"),
     prepare=_prepare_object,
-    defaults={"size": 1_048_576, "call_timeout": 10.0},
+    defaults={"size": 1_048_576, "call_timeout": 10.0, "api": ""},
     consumer_stream="object",
     requires=("nats.js.JetStreamContext.object_store",),
 )
 async def objectstore_get(ctx: Any) -> dict:
     """Get a multi-chunk object from an ObjectStore bucket (call_timeout 0: no deadline of the caller's)."""
+    one_api(ctx)
     obs = await ctx.js.object_store(ctx.names.bucket)
     await ctx.checkpoint("in_call")
     res = await ctx.call("objectstore.get", obs.get("obj"), timeout=ctx.params["call_timeout"] or None)
@@ -38,9 +39,10 @@ async def _prepare_kv(js: Any, names: Names, params: Mapping[str, Any]) -> None:
     await kv.put("k", b"v" * params["size"])
 
 
-@flow("kv.get", triggers=("in_call",), prepare=_prepare_kv, defaults={"size": 1024, "call_timeout": 5.0}, consumer_stream="kv")
+@flow("kv.get", triggers=("in_call",), prepare=_prepare_kv, defaults={"size": 1024, "call_timeout": 5.0, "api": ""}, consumer_stream="kv")
 async def kv_get(ctx: Any) -> dict:
     """Get one key from a KV bucket."""
+    one_api(ctx)
     kv = await ctx.js.key_value(ctx.names.bucket)
     await ctx.checkpoint("in_call")
     e = await ctx.call("kv.get", kv.get("k"), timeout=ctx.params["call_timeout"] or None)
@@ -57,7 +59,7 @@ async def _prepare_kv_keys(js: Any, names: Names, params: Mapping[str, Any]) -> 
     "kv.keys",
     triggers=("in_call", "api_request"),
     prepare=_prepare_kv_keys,
-    defaults={"keys": 20, "js_timeout": 1.0},
+    defaults={"keys": 20, "js_timeout": 1.0, "api": ""},
     consumer_stream="kv",
     requires=("nats.js.kv.KeyValue.keys",),
 )
@@ -67,6 +69,7 @@ async def kv_keys(ctx: Any) -> dict:
     `api_request` fires once the server got `watch()`'s own `consumer_info()`, while
     `keys()`'s second `consumer_info()` is on its way (KI-011's window).
     """
+    one_api(ctx)
     kv = await ctx.nc.jetstream(timeout=ctx.params["js_timeout"]).key_value(ctx.names.bucket)
     await ctx.checkpoint("in_call")
     keys = await ctx.call("kv.keys", kv.keys())
@@ -75,10 +78,11 @@ async def kv_keys(ctx: Any) -> dict:
     return {"keys": len(keys)}
 
 
-@flow("kv.watch", triggers=("blocked",), prepare=_prepare_kv_keys, defaults={"keys": 5, "js_timeout": 5.0}, consumer_stream="kv",
+@flow("kv.watch", triggers=("blocked",), prepare=_prepare_kv_keys, defaults={"keys": 5, "js_timeout": 5.0, "api": ""}, consumer_stream="kv",
       requires=("nats.js.kv.KeyValue.watchall",))
 async def kv_watch(ctx: Any) -> dict:
     """`async for entry in kv.watchall()`: the initial values, then wait for updates until stopped."""
+    one_api(ctx)
     kv = await ctx.nc.jetstream(timeout=ctx.params["js_timeout"]).key_value(ctx.names.bucket)
     watcher = await kv.watchall()
     ctx.on_finish(watcher.stop)  # the flow's own terminal action
@@ -104,11 +108,12 @@ async def _prepare_stream_msg(js: Any, names: Names, params: Mapping[str, Any]) 
     "stream.get_msg",
     triggers=("in_call",),
     prepare=_prepare_stream_msg,
-    defaults={"size": 1024, "direct": False, "call_timeout": 5.0},
+    defaults={"size": 1024, "direct": False, "call_timeout": 5.0, "api": ""},
     requires=("nats.js.JetStreamContext.get_msg",),
 )
 async def stream_get_msg(ctx: Any) -> dict:
     """Get a stored message by sequence (JetStream API, or direct get with direct: true)."""
+    one_api(ctx)
     if ctx.params["direct"]:
         compat.require_param(ctx.js.get_msg, "direct", "direct get")
     await ctx.checkpoint("in_call")

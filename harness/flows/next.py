@@ -7,7 +7,7 @@ from typing import Any, Mapping
 
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 
-from harness.flows import Names, compat, flow
+from harness.flows import Names, compat, flow, one_api
 
 
 def tally(got: list[str]) -> dict:
@@ -41,10 +41,11 @@ async def prepare_stream(js: Any, names: Names, params: Mapping[str, Any]) -> No
     "next.fetch",
     triggers=("waiting",),
     prepare=prepare_stream_with_durable,
-    defaults={"count": 10, "batch": 5, "fetch_timeout": 2.0, "wait_timeout": 6.0},
+    defaults={"count": 10, "batch": 5, "fetch_timeout": 2.0, "wait_timeout": 6.0, "api": ""},
 )
 async def fetch(ctx: Any) -> dict:
     """Pull-fetch every message, acking each, then a long-poll fetch that waits for more."""
+    one_api(ctx)
     sub = await compat.pull_bind(ctx.js, durable=ctx.names.consumer, stream=ctx.names.stream, subject=f"{ctx.names.subject}.>")
     ctx.track(sub)
     got: list[str] = []
@@ -75,10 +76,11 @@ async def fetch(ctx: Any) -> dict:
     "next.iterate",
     triggers=("blocked",),
     prepare=prepare_stream,
-    defaults={"count": 10, "idle_heartbeat": 0.0, "ordered": False},
+    defaults={"count": 10, "idle_heartbeat": 0.0, "ordered": False, "api": ""},
 )
 async def iterate(ctx: Any) -> dict:
     """`async for msg in sub.messages` on a push subscription, ended by unsubscribe (or a drain fault)."""
+    one_api(ctx)
     return await _iterate(ctx, ctx.params["ordered"])
 
 

@@ -111,6 +111,39 @@ def test_flows_an_old_release_lacks_are_not_applicable(runners: dict[str, Runner
     assert runners["v1.31.0"].run(scenario("ack.ack[none]")).verdict == "passed"  # the legacy API's flows run
 
 
+API_CHOICE = """\
+matrix:
+  - name: legacy
+    variant: legacy
+    flows: [objectstore.get, kv.get]
+    params: {api: legacy}
+  - name: jetstream
+    variant: jetstream
+    flows: [stream.get_msg]
+    params: {api: jetstream}
+"""
+
+
+def test_a_scenario_picks_either_jetstream_api_of_nats_go(runners: dict[str, Runner], env: LocalEnvironment,
+                                                          tmp_path: Path) -> None:
+    from harness.scenario import load_file
+
+    p = tmp_path / "api.yaml"
+    p.write_text(API_CHOICE)
+    scs = load_file(p)
+    for sc in scs:
+        rec = runners[DEFAULT].run(sc)
+        assert rec.verdict == "passed", (sc.id, rec.reason, [f.summary for f in rec.findings])
+    legacy_only = runners["v1.31.0"].run(next(s for s in scs if s.flow == "stream.get_msg"))
+    assert legacy_only.verdict == "not_applicable" and "no jetstream package" in legacy_only.reason
+    py = Runner(env, run_seed=1234, settings=FAST)  # nats-py has one API: not applicable, never an error
+    try:
+        rec = py.run(scs[0])
+        assert rec.verdict == "not_applicable" and "api: legacy" in rec.reason, (rec.verdict, rec.reason)
+    finally:
+        py.close()
+
+
 # -- protocol and snapshot ---------------------------------------------------------------
 
 

@@ -35,6 +35,36 @@ type FlowGaveUp struct{ msg string }
 
 func (e *FlowGaveUp) Error() string { return e.msg }
 
+// NotApplicable: what the scenario asks for (e.g. `api: jetstream`) is not in this build's
+// nats.go release; the outcome says so and the runner reports the scenario not applicable.
+type NotApplicable struct{ msg string }
+
+func (e *NotApplicable) Error() string { return e.msg }
+
+// APIs a flow may be written against: nats.go has two JetStream APIs.
+const (
+	apiJetStream = "jetstream" // the jetstream package
+	apiLegacy    = "legacy"    // nats.JetStreamContext
+)
+
+// byAPI runs the flow's implementation for its `api` param ("" = def): the scenario picks
+// the jetstream package or the legacy JetStreamContext where both have the call.
+func byAPI(def string, impls map[string]flowFunc) flowFunc {
+	return func(f *Flow) (map[string]any, error) {
+		api, _ := f.Params["api"].(string)
+		if api == "" {
+			api = def
+		}
+		if run := impls[api]; run != nil {
+			return run(f)
+		}
+		if api == apiJetStream || api == apiLegacy {
+			return nil, &NotApplicable{"this nats.go release has no jetstream package with this call (the agent uses it from v1.32.0)"}
+		}
+		return nil, fmt.Errorf("unknown api %q: jetstream or legacy", api)
+	}
+}
+
 // Drainable is what drain faults act on: a subscription, or an iterator/consume context
 // mapped onto it (sub_drain -> Drain, unsubscribe -> Unsubscribe or Stop).
 type Drainable interface {

@@ -17,15 +17,98 @@ import (
 	"io"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
 func init() {
-	register("objectstore.get", objectstoreGet)
-	register("kv.get", kvGet)
-	register("kv.keys", kvKeys)
-	register("kv.watch", kvWatch)
-	register("next.iterate", nextIterate)
+	// Both APIs have these calls: the jetstream package is the default.
+	register("objectstore.get", byAPI(apiJetStream, map[string]flowFunc{apiJetStream: objectstoreGet, apiLegacy: legacyObjectstoreGet}))
+	register("kv.get", byAPI(apiJetStream, map[string]flowFunc{apiJetStream: kvGet, apiLegacy: legacyKVGet}))
+	register("kv.keys", byAPI(apiJetStream, map[string]flowFunc{apiJetStream: kvKeys, apiLegacy: legacyKVKeys}))
+	register("kv.watch", byAPI(apiJetStream, map[string]flowFunc{apiJetStream: kvWatch, apiLegacy: legacyKVWatch}))
+	// Consumer.Messages() has no legacy counterpart.
+	register("next.iterate", byAPI(apiJetStream, map[string]flowFunc{apiJetStream: nextIterate}))
+	// The legacy API is these flows' default (a bound pull subscription drain faults act on).
+	jetstreamImpls["stream.get_msg"] = jsStreamGetMsg
+	jetstreamImpls["next.fetch"] = jsNextFetch
+}
+
+// jsStreamGetMsg: Stream.GetMsg. The jetstream package uses direct get whenever the stream
+// allows it (the observer's stream does): the `direct` param has no say here.
+func jsStreamGetMsg(f *Flow) (map[string]any, error) {
+	js, err := jetstream.New(f.NC)
+	if err != nil {
+		return nil, err
+	}
+	stream, err := js.Stream(f.Ctx, f.Stream())
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Checkpoint("in_call"); err != nil {
+		return nil, err
+	}
+	ctx, cancel := callCtx(f, "call_timeout")
+	defer cancel()
+	var m *jetstream.RawStreamMsg
+	err = f.Call("stream.get_msg", func() error {
+		var err error
+		m, err = stream.GetMsg(ctx, 1)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"bytes": len(m.Data)}, nil
+}
+
+// jsNextFetch: Consumer.Fetch on the durable, acking each message, then a long poll. It has
+// no subscription of its own for sub drain faults to act on.
+func jsNextFetch(f *Flow) (map[string]any, error) {
+	js, err := jetstream.New(f.NC)
+	if err != nil {
+		return nil, err
+	}
+	cons, err := js.Consumer(f.Ctx, f.Stream(), f.Consumer())
+	if err != nil {
+		return nil, err
+	}
+	got := []string{}
+	fetch := func(n int, wait time.Duration) ([]jetstream.Msg, error) {
+		var msgs []jetstream.Msg
+		err := f.Call("fetch", func() error {
+			batch, err := cons.Fetch(n, jetstream.FetchMaxWait(wait))
+			if err != nil {
+				return err
+			}
+			for m := range batch.Messages() {
+				msgs = append(msgs, m)
+			}
+			return batch.Error()
+		})
+		return msgs, err
+	}
+	count := f.Int("count")
+	for distinct(got) < count {
+		if err := f.CheckDeadline(fmt.Sprintf("%d of %d messages", distinct(got), count)); err != nil {
+			return tally(got), err
+		}
+		msgs, err := fetch(f.Int("batch"), f.Dur("fetch_timeout"))
+		if err != nil && !isTimeout(err) {
+			return tally(got), err
+		}
+		for _, m := range msgs {
+			if err := m.Ack(); err != nil {
+				return tally(got), err
+			}
+			got = append(got, string(m.Data()))
+		}
+	}
+	f.Received(got)
+	if _, err := fetch(1, f.Dur("wait_timeout")); err != nil && !isTimeout(err) && !errors.Is(err, nats.ErrConnectionClosed) {
+		return tally(got), err
+	}
+	return tally(got), nil
 }
 
 // objectstoreGet: ObjectStore.Get and read the object whole (call_timeout 0: a context

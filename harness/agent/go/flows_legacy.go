@@ -9,14 +9,23 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/nats-io/nats.go"
 )
 
+// jetstreamImpls: the jetstream package's versions of the flows below (set by
+// flows_jetstream.go; absent from builds of releases before it).
+var jetstreamImpls = map[string]flowFunc{}
+
 func init() {
-	register("stream.get_msg", streamGetMsg)
-	register("next.fetch", nextFetch)
+	register("stream.get_msg", func(f *Flow) (map[string]any, error) {
+		return byAPI(apiLegacy, map[string]flowFunc{apiLegacy: streamGetMsg, apiJetStream: jetstreamImpls["stream.get_msg"]})(f)
+	})
+	register("next.fetch", func(f *Flow) (map[string]any, error) {
+		return byAPI(apiLegacy, map[string]flowFunc{apiLegacy: nextFetch, apiJetStream: jetstreamImpls["next.fetch"]})(f)
+	})
 	register("next.next_msg", nextNextMsg)
 	for _, kind := range []string{"ack", "ack_sync", "nak", "nak_delay", "in_progress", "term"} {
 		register("ack."+kind, ackFlow(kind))
@@ -228,4 +237,137 @@ func ackFlow(kind string) flowFunc {
 	}
 }
 
-var _ = time.Second
+// -- the legacy API's versions of flows whose default is the jetstream package ----------------
+
+// legacyObjectstoreGet: JetStreamContext.ObjectStore(bucket).Get with nats.Context.
+func legacyObjectstoreGet(f *Flow) (map[string]any, error) {
+	js, err := f.NC.JetStream()
+	if err != nil {
+		return nil, err
+	}
+	obs, err := js.ObjectStore(f.Bucket())
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Checkpoint("in_call"); err != nil {
+		return nil, err
+	}
+	ctx, cancel := callCtx(f, "call_timeout")
+	defer cancel()
+	n := 0
+	err = f.Call("objectstore.get", func() error {
+		r, err := obs.Get("obj", nats.Context(ctx))
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		data, err := io.ReadAll(r)
+		n = len(data)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if n != f.Int("size") {
+		return nil, &IntegrityError{fmt.Sprintf("object truncated: got %d of %d bytes, no error returned", n, f.Int("size"))}
+	}
+	return map[string]any{"bytes": n}, nil
+}
+
+// legacyKV: the bucket through a JetStreamContext whose requests wait `wait` (0: its default).
+func legacyKV(f *Flow, wait time.Duration) (nats.KeyValue, error) {
+	var opts []nats.JSOpt
+	if wait > 0 {
+		opts = append(opts, nats.MaxWait(wait))
+	}
+	js, err := f.NC.JetStream(opts...)
+	if err != nil {
+		return nil, err
+	}
+	return js.KeyValue(f.Bucket())
+}
+
+// legacyKVGet: KeyValue.Get takes no context; the call's bound is the context's MaxWait.
+func legacyKVGet(f *Flow) (map[string]any, error) {
+	kv, err := legacyKV(f, f.Dur("call_timeout"))
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Checkpoint("in_call"); err != nil {
+		return nil, err
+	}
+	var e nats.KeyValueEntry
+	if err := f.Call("kv.get", func() error {
+		var err error
+		e, err = kv.Get("k")
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	return map[string]any{"bytes": len(e.Value())}, nil
+}
+
+func legacyKVKeys(f *Flow) (map[string]any, error) {
+	kv, err := legacyKV(f, f.Dur("js_timeout"))
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Checkpoint("in_call"); err != nil {
+		return nil, err
+	}
+	var keys []string
+	if err := f.Call("kv.keys", func() error {
+		var err error
+		keys, err = kv.Keys()
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	if len(keys) != f.Int("keys") {
+		return nil, &IntegrityError{fmt.Sprintf("kv.Keys returned %d of %d keys", len(keys), f.Int("keys"))}
+	}
+	return map[string]any{"keys": len(keys)}, nil
+}
+
+func legacyKVWatch(f *Flow) (map[string]any, error) {
+	kv, err := legacyKV(f, f.Dur("js_timeout"))
+	if err != nil {
+		return nil, err
+	}
+	wctx, cancel := context.WithCancel(f.Ctx) // the watch lives as long as its context
+	defer cancel()
+	w, err := kv.WatchAll(nats.Context(wctx))
+	if err != nil {
+		return nil, err
+	}
+	f.OnFinish(w.Stop)
+	defer func() {
+		if !f.FinishRequested() {
+			w.Stop()
+		}
+	}()
+	seen := []string{}
+	for {
+		var e nats.KeyValueEntry
+		open := true
+		if err := f.Call("kv.watch.Updates", func() error {
+			select {
+			case e, open = <-w.Updates():
+				return nil
+			case <-f.Ctx.Done():
+				return f.Ctx.Err()
+			}
+		}); err != nil {
+			return nil, err
+		}
+		if !open {
+			break
+		}
+		if e == nil {
+			f.Received(seen)
+			continue
+		}
+		seen = append(seen, e.Key())
+	}
+	return map[string]any{"seen": len(seen)}, nil
+}

@@ -328,9 +328,12 @@ func (a *agent) runFlow(f *Flow, run flowFunc, done chan struct{}) {
 		return run(f)
 	}()
 	dur := round4(time.Since(t).Seconds())
+	var na *NotApplicable
 	switch {
 	case err == nil:
 		a.emit("outcome", map[string]any{"status": "ok", "result": result, "duration": dur})
+	case errors.As(err, &na):
+		a.emit("outcome", map[string]any{"status": "not_applicable", "message": na.msg, "duration": dur})
 	case f.cancelled():
 		a.emit("outcome", map[string]any{"status": "cancelled", "duration": dur, "message": err.Error()})
 	default:
