@@ -29,6 +29,11 @@ func init() {
 	register("kv.watch", byAPI(apiJetStream, map[string]flowFunc{apiJetStream: kvWatch, apiLegacy: legacyKVWatch}))
 	// Consumer.Messages() has no legacy counterpart.
 	register("next.iterate", byAPI(apiJetStream, map[string]flowFunc{apiJetStream: nextIterate}))
+	// The same on an ordered consumer (Python: `ordered_consumer=True`).
+	register("next.ordered", func(f *Flow) (map[string]any, error) {
+		f.Params["ordered"] = true
+		return nextIterate(f)
+	})
 	// The legacy API is these flows' default (a bound pull subscription drain faults act on).
 	jetstreamImpls["stream.get_msg"] = jsStreamGetMsg
 	jetstreamImpls["next.fetch"] = jsNextFetch
