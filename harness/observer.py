@@ -146,6 +146,31 @@ class Observer:
                         out[c["name"]] = c
         return out
 
+    def stream(self, name: str) -> dict[str, Any] | None:
+        """The stream's retention and state (None if it does not exist)."""
+
+        async def go() -> dict[str, Any] | None:
+            try:
+                si = await self.js.stream_info(name)
+            except nats.js.errors.NotFoundError:
+                return None
+            st = si.state
+            return {"name": name, "retention": str(getattr(si.config.retention, "value", si.config.retention)),
+                    "messages": st.messages, "first_seq": st.first_seq, "last_seq": st.last_seq,
+                    "num_deleted": st.num_deleted or 0}
+
+        return self.run(go)
+
+    def jsz_stream_messages(self, name: str) -> int | None:
+        """The message count `/jsz` reports for stream `name` (the monitoring view, beside the API's)."""
+        with urllib.request.urlopen(f"{self.env.monitor_url}/jsz?streams=true", timeout=2) as r:
+            doc = json.load(r)
+        for acc in doc.get("account_details") or []:
+            for s in acc.get("stream_detail") or []:
+                if s.get("name") == name:
+                    return (s.get("state") or {}).get("messages")
+        return None
+
     def varz(self) -> dict[str, Any]:
         """The server's `/varz` (its memory, connections, CPU)."""
         with urllib.request.urlopen(f"{self.env.monitor_url}/varz", timeout=2) as r:
@@ -186,5 +211,6 @@ def _consumer_dict(ci: Any) -> dict[str, Any]:
         "num_redelivered": ci.num_redelivered or 0,
         "inactive_threshold": cfg.inactive_threshold,
         "delivered_stream_seq": ci.delivered.stream_seq if ci.delivered else 0,
+        "ack_floor_stream_seq": ci.ack_floor.stream_seq if ci.ack_floor else 0,
         "created": str(ci.created),
     }

@@ -76,6 +76,7 @@ class Settings:
     recovery_bound: float = 10.0  # after heal, the same connection must answer within this
     consumer_wait: float = 7.0  # wait at most this long for the server to reap an inactive consumer
     pacing_kbps: int = 512  # link speed while a `transfer` trigger waits for its moment
+    interest_bound: float = 5.0  # an interest stream must be empty this long after every consumer acked all
     soak_seconds: float = 0.0  # > 0: a soak scenario runs rounds for this long instead of its `rounds`
 
 
@@ -137,6 +138,7 @@ class RunContext:
         self.leak_grace = settings.leak_grace
         self.recovery_bound = settings.recovery_bound
         self.consumer_wait = settings.consumer_wait
+        self.interest_bound = settings.interest_bound
         self.samples: list[dict[str, Any]] = []  # a soak's per-round memory samples (agent and server)
         self.held_judged = False  # the terminal event's bound passed while the fault held: judged then
         self.api_requests: list[str] = []  # JetStream API requests seen by an armed trigger
@@ -171,6 +173,12 @@ class RunContext:
 
     def connection(self, cid: int) -> dict[str, Any] | None:
         return self.observer.connection(cid)
+
+    def stream(self) -> dict[str, Any] | None:
+        return self.observer.stream(self.object_stream)
+
+    def jsz_messages(self) -> int | None:
+        return self.observer.jsz_stream_messages(self.object_stream)
 
     def heartbeat_gaps(self) -> list[dict[str, Any]]:
         return self.agent.finish_watch()

@@ -40,7 +40,7 @@ import yaml
 from harness.errors import HarnessError
 
 NO_FAULT = "none"
-DEFAULT_CHECKS = ("tasks", "consumers", "iterators", "subscriptions", "loop", "recovery", "messages", "delivery", "memory", "resources")
+DEFAULT_CHECKS = ("tasks", "consumers", "iterators", "subscriptions", "loop", "recovery", "messages", "delivery", "interest", "memory", "resources")
 
 
 class ScenarioError(HarnessError):

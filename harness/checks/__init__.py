@@ -90,12 +90,15 @@ class Sources(Protocol):
     leak_grace: float
     recovery_bound: float
     consumer_wait: float
+    interest_bound: float
 
     def snapshot(self) -> Any: ...  # harness.agent.snapshot.Snapshot
     def fds(self) -> dict[int, str]: ...
     def probe(self) -> dict[str, Any]: ...  # one round trip + JetStream call; raises ProbeFailed
     def consumers(self) -> dict[str, dict[str, Any]]: ...  # the flow's stream's consumer infos
     def connection(self, cid: int) -> dict[str, Any] | None: ...  # `/connz` record
+    def stream(self) -> dict[str, Any] | None: ...  # the flow's stream: retention and state
+    def jsz_messages(self) -> int | None: ...  # its message count as `/jsz` reports it
     def heartbeat_gaps(self) -> list[dict[str, Any]]: ...
     def settled(self, probe: Callable[[], list[Finding]], grace: float | None = None) -> list[Finding]: ...
     def wait(self, seconds: float) -> None: ...  # an inherent wait (not harness overhead)
@@ -191,7 +194,7 @@ def needed(selected: tuple[str, ...] | set[str] | frozenset[str]) -> frozenset[s
 
 # Registration order is run order within a phase: the flow's end first, then the
 # connection, then residue in the client, on the server, and the loop's record last.
-MODULES = ("iterators", "recovery", "subscriptions", "tasks", "consumers", "messages", "delivery", "memory", "resources", "loop")
+MODULES = ("iterators", "recovery", "subscriptions", "tasks", "consumers", "messages", "delivery", "interest", "memory", "resources", "loop")
 
 for _m in MODULES:
     importlib.import_module(f"harness.checks.{_m}")

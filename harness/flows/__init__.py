@@ -165,7 +165,7 @@ def flow(
 
 
 BUILTIN_MODULES = ("harness.flows.get", "harness.flows.next", "harness.flows.ack", "harness.flows.worker",
-                   "harness.flows.publish", "harness.flows.soak", "harness.flows.selftest")
+                   "harness.flows.publish", "harness.flows.interest", "harness.flows.soak", "harness.flows.selftest")
 
 
 class FlowModuleError(ImportError):

@@ -146,3 +146,17 @@ def test_a_soak_records_its_series_for_the_report(runner: Runner) -> None:
     assert m["slopes"]["traced"] > 4096 and m["slopes"]["objects"] >= 20  # what the round keeps
     assert set(m["metrics"]) == {"traced", "objects", "tasks", "subs", "rss", "server_mem", "ack_pending", "redelivered"}
     assert rec.to_json()["series"] == rec.series
+
+
+def test_an_interest_stream_is_judged_once_every_consumer_acked(runner: Runner) -> None:
+    # The check must really look: every consumer done, then the stream empty (nats-server 2.12.8;
+    # 2.10.25/2.10.26 pass too, see known_issues NR-006). Its finding is unit-tested on values.
+    from harness.scenario import load_paths
+    from engine_helpers import HERE
+
+    (sc,) = [s for s in load_paths([HERE.parents[1] / "scenarios"]) if s.id == "interest.ack_async[none]"]
+    rec = runner.run(sc)
+    assert rec.verdict == "passed", (rec.reason, [f.summary for f in rec.findings])
+    (ev,) = [e for e in rec.events if e["what"] == "interest: stream empty"]
+    assert ev["acked"] == sc.params["count"]
+    assert len([e for e in rec.events if e["what"] == "deliveries"]) == 3  # push group and two pull consumers
