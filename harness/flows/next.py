@@ -124,6 +124,44 @@ async def _iterate(ctx: Any, ordered: bool) -> dict:
 
 
 @flow(
+    "next.consume",
+    triggers=("blocked",),
+    prepare=prepare_stream,
+    defaults={"count": 10},
+)
+async def consume(ctx: Any) -> dict:
+    """Messages handed to a callback until the subscription ends (nats-py: a push subscription's
+    `cb`; nats.go: `Consumer.Consume`), ended by the flow's own stop or a drain fault."""
+    got: list[str] = []
+
+    async def on_msg(msg: Any) -> None:
+        ctx.delivered(msg)
+        await msg.ack()
+        fresh = msg.data.decode() not in got
+        got.append(msg.data.decode())
+        if fresh and len(set(got)) == ctx.params["count"]:
+            ctx.received(got)
+
+    sub = await ctx.js.subscribe(f"{ctx.names.subject}.>", cb=on_msg, manual_ack=True)
+    ctx.track(sub)
+    ctx.on_finish(sub.unsubscribe)
+
+    async def ended() -> None:
+        # nats-py signals no end of a callback subscription: watch it (and the connection, whose
+        # close or drain ends it too), up to the flow's deadline.
+        while not compat.sub_closed(sub) and not ctx.nc.is_closed:
+            ctx.check_deadline(f"the subscription still open, {len(set(got))} of {ctx.params['count']} messages")
+            await asyncio.sleep(0.05)
+
+    try:
+        await ctx.call("consume", ended())
+    finally:
+        if not compat.sub_closed(sub):
+            await sub.unsubscribe()
+    return tally(got)
+
+
+@flow(
     "next.next_msg",
     triggers=("blocked",),
     prepare=prepare_stream,

@@ -7,7 +7,8 @@ release) and built with `go build`. One binary per release (or checkout), built 
 reused while the agent's sources and the Go toolchain are the same (the fingerprint).
 
 Flows a release lacks compile out: releases before JETSTREAM_SINCE are built with the
-`nojetstream` tag, and the agent reports those flows not applicable in its hello.
+`nojetstream` tag, before CONSUME_CLOSED_SINCE with `noconsumeclosed`, and the agent
+reports those flows not applicable in its hello.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ DEFAULT_VERSION = "v1.55.0"  # harness/agent/go/go.mod pins the same (a build by
 # The `jetstream` package has what the agent's flows use (ObjectStore, KeyValue,
 # Consumer.Messages with Drain) from this release; older ones build with -tags nojetstream.
 JETSTREAM_SINCE = "v1.32.0"
+# ConsumeContext.Closed(), which next.consume waits on; older ones build with -tags noconsumeclosed.
+CONSUME_CLOSED_SINCE = "v1.37.0"
 # The legacy JetStream API the other flows use (nats.Bind, DirectGet, NakWithDelay, ...).
 OLDEST_SUPPORTED = "v1.22.1"
 AGENT_SRC = Path(__file__).resolve().parents[1] / "agent" / "go"
@@ -90,7 +93,12 @@ def source_hash() -> str:
 
 def build_tags(version: str) -> list[str]:
     """The build tags for a release: what compiles out of the agent (documented above)."""
-    return ["nojetstream"] if version_key(version) < version_key(JETSTREAM_SINCE) else []
+    tags = []
+    if version_key(version) < version_key(JETSTREAM_SINCE):
+        tags.append("nojetstream")
+    if version_key(version) < version_key(CONSUME_CLOSED_SINCE):
+        tags.append("noconsumeclosed")
+    return tags
 
 
 class NatsGo:

@@ -144,6 +144,28 @@ def test_a_scenario_picks_either_jetstream_api_of_nats_go(runners: dict[str, Run
         py.close()
 
 
+CONSUME = """\
+matrix:
+  - name: consume
+    flows: [next.consume]
+    faults: [drain.sub_drain]
+    triggers: [blocked]
+"""
+
+
+def test_a_drain_ends_a_consume_context_and_older_releases_lack_it(runners: dict[str, Runner], tmp_path: Path) -> None:
+    from harness.scenario import load_file
+
+    p = tmp_path / "consume.yaml"
+    p.write_text(CONSUME)
+    (sc,) = load_file(p)
+    rec = runners[DEFAULT].run(sc)  # sub_drain -> ConsumeContext.Drain(); the flow waits on Closed()
+    assert rec.verdict == "passed", (rec.reason, [f.summary for f in rec.findings])
+    assert any(e["what"] == "action returned" and e.get("name") == "sub_drain" for e in rec.events)
+    old = runners["v1.33.0"].run(sc)
+    assert old.verdict == "not_applicable" and "Closed()" in old.reason, (old.verdict, old.reason)
+
+
 # -- protocol and snapshot ---------------------------------------------------------------
 
 
