@@ -99,6 +99,7 @@ type Flow struct {
 	seq       int
 	calls     map[int]pendingCall
 	wasCancel bool
+	ledger    ledger
 }
 
 func newFlow(a *agent, nc *nats.Conn, tag string, params map[string]any, barrier string, deadline time.Duration) *Flow {
@@ -198,6 +199,18 @@ func (f *Flow) finish() (int, []string) {
 		}
 	}
 	return len(hooks), errs
+}
+
+// Delivered accounts one JetStream delivery handed to the flow (the delivery check's ledger),
+// from the message's metadata: legacy *nats.Msg or jetstream.Msg.
+func (f *Flow) Delivered(consumer string, streamSeq, numDelivered uint64) {
+	f.ledger.record(consumer, streamSeq, numDelivered)
+}
+
+func (f *Flow) DeliveredMsg(m *nats.Msg) {
+	if md, err := m.Metadata(); err == nil {
+		f.Delivered(md.Consumer, md.Sequence.Stream, md.NumDelivered)
+	}
 }
 
 // Received reports the message ids the flow has in hand.

@@ -47,6 +47,7 @@ func nextConsume(f *Flow) (map[string]any, error) {
 	got := []string{}
 	count := f.Int("count")
 	cc, err := cons.Consume(func(m jetstream.Msg) {
+		jsDelivered(f, m)
 		m.Ack()
 		mu.Lock()
 		defer mu.Unlock()

@@ -39,6 +39,13 @@ func init() {
 	jetstreamImpls["next.fetch"] = jsNextFetch
 }
 
+// jsDelivered accounts a jetstream.Msg in the flow's delivery ledger.
+func jsDelivered(f *Flow, m jetstream.Msg) {
+	if md, err := m.Metadata(); err == nil {
+		f.Delivered(md.Consumer, md.Sequence.Stream, md.NumDelivered)
+	}
+}
+
 // jsStreamGetMsg: Stream.GetMsg. The jetstream package uses direct get whenever the stream
 // allows it (the observer's stream does): the `direct` param has no say here.
 func jsStreamGetMsg(f *Flow) (map[string]any, error) {
@@ -103,6 +110,7 @@ func jsNextFetch(f *Flow) (map[string]any, error) {
 			return tally(got), err
 		}
 		for _, m := range msgs {
+			jsDelivered(f, m)
 			if err := m.Ack(); err != nil {
 				return tally(got), err
 			}
@@ -316,6 +324,7 @@ func nextIterate(f *Flow) (map[string]any, error) {
 		if err != nil {
 			return tally(got), err
 		}
+		jsDelivered(f, msg)
 		if !ordered {
 			if err := msg.Ack(); err != nil {
 				return tally(got), err

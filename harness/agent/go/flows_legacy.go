@@ -98,6 +98,7 @@ func nextFetch(f *Flow) (map[string]any, error) {
 			return tally(got), err
 		}
 		for _, m := range msgs {
+			f.DeliveredMsg(m)
 			if err := m.Ack(); err != nil {
 				return tally(got), err
 			}
@@ -152,6 +153,7 @@ func nextNextMsg(f *Flow) (map[string]any, error) {
 		if err != nil {
 			return tally(got), err
 		}
+		f.DeliveredMsg(m)
 		if err := m.Ack(); err != nil {
 			return tally(got), err
 		}
@@ -197,6 +199,7 @@ func ackFlow(kind string) flowFunc {
 		}
 		ids := make([]string, len(msgs))
 		for i, m := range msgs {
+			f.DeliveredMsg(m)
 			ids[i] = string(m.Data)
 		}
 		f.Received(ids)

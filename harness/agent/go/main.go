@@ -328,16 +328,22 @@ func (a *agent) runFlow(f *Flow, run flowFunc, done chan struct{}) {
 		return run(f)
 	}()
 	dur := round4(time.Since(t).Seconds())
+	withLedger := func(kw map[string]any) map[string]any {
+		if d := f.ledger.summary(); d != nil {
+			kw["deliveries"] = d
+		}
+		return kw
+	}
 	var na *NotApplicable
 	switch {
 	case err == nil:
-		a.emit("outcome", map[string]any{"status": "ok", "result": result, "duration": dur})
+		a.emit("outcome", withLedger(map[string]any{"status": "ok", "result": result, "duration": dur}))
 	case errors.As(err, &na):
 		a.emit("outcome", map[string]any{"status": "not_applicable", "message": na.msg, "duration": dur})
 	case f.cancelled():
-		a.emit("outcome", map[string]any{"status": "cancelled", "duration": dur, "message": err.Error()})
+		a.emit("outcome", withLedger(map[string]any{"status": "cancelled", "duration": dur, "message": err.Error()}))
 	default:
-		a.emit("outcome", map[string]any{"status": "error", "exc_type": typeName(err), "message": tail(err.Error(), 500), "duration": dur})
+		a.emit("outcome", withLedger(map[string]any{"status": "error", "exc_type": typeName(err), "message": tail(err.Error(), 500), "duration": dur}))
 	}
 }
 
