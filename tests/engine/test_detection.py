@@ -160,3 +160,19 @@ def test_an_interest_stream_is_judged_once_every_consumer_acked(runner: Runner) 
     (ev,) = [e for e in rec.events if e["what"] == "interest: stream empty"]
     assert ev["acked"] == sc.params["count"]
     assert len([e for e in rec.events if e["what"] == "deliveries"]) == 3  # push group and two pull consumers
+
+
+def test_a_soak_by_duration_runs_rounds_until_the_time_is_spent(runner: Runner) -> None:
+    import dataclasses
+
+    saved = runner.settings
+    runner.settings = dataclasses.replace(saved, soak_seconds=1.0)
+    try:
+        rec = runner.run(selftest("selftest.soak_clean"))
+    finally:
+        runner.settings = saved
+    assert rec.verdict == "passed", (rec.reason, [f.summary for f in rec.findings])
+    (ev,) = [e for e in rec.events if e["what"] == "soak rounds"]
+    assert ev["seconds"] >= 1.0 and ev["rounds"] == rec.series["memory"]["rounds"] > 25  # not the file's 25 rounds
+    # only round 1's flow events are kept: the series sums the rest up
+    assert len([e for e in rec.events if e["what"] == "outcome"]) == 2
