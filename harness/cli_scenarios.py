@@ -147,7 +147,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             print(f"  {name:28s} triggers: {', '.join(spec.triggers):22s} {spec.doc}")
         print("faults:")
         for name, f in sorted(faults.FAULTS.items()):
-            print(f"  {name:28s} {f.doc}")
+            print(f"  {name:28s} {f.doc}{faults.declared(f)}")
         print("triggers:\n  " + ", ".join(sorted(triggers.TRIGGERS)))
         print("checks:")
         for name, c in checks.CHECKS.items():

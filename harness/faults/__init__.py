@@ -73,6 +73,14 @@ def composite_terminal(parts: "list[Fault]") -> str:
     return AT_HEAL
 
 
+def declared(f: Fault) -> str:
+    """What `f` declares about itself, for `harness list --catalogue` ("" if nothing)."""
+    bits = [f"terminal at {f.terminal}"] if f.terminal else []
+    bits += ["closes the client"] if f.closes_client else []
+    bits += [f"action {f.client_action}" + (" (needs the link)" if f.needs_link else "")] if f.client_action else []
+    return f" [{'; '.join(bits)}]" if bits else ""
+
+
 # Read by every composite: seconds between injecting one part and the next. A barrier
 # trigger's flow is released after the first part, so with a stagger the flow runs under
 # the first part for that long before the next (e.g. a publisher fills its buffers under an

@@ -56,7 +56,7 @@ register(
     lambda fx: fx.env.lame_duck(),
     lambda fx: fx.env.restart_server(),
     _ldm_evidence,
-    "server enters lame-duck mode (asks clients to leave); restarted on heal",
+    "server enters lame-duck mode (asks clients to leave); restarted on heal; the client reconnects, its subscription lives on",
     # The server's drain, not the client's: the client reconnects to the restarted server
     # and its subscription lives on, so a pending call ends by its own timeout.
     terminal=NOT_TERMINAL,

@@ -54,3 +54,9 @@ def test_composite_terminal_on_values() -> None:
     assert composite_terminal([stall, close]) == AT_INJECT
     assert composite_terminal([stall, stall]) == NOT_TERMINAL
     assert composite_terminal([]) == NOT_TERMINAL
+
+
+def test_the_catalogue_listing_shows_what_a_fault_declares() -> None:
+    assert faults.declared(faults.FAULTS["drain.close"]) == " [terminal at inject; closes the client; action close]"
+    assert faults.declared(faults.FAULTS["drain.sub_drain"]) == " [terminal at inject; action sub_drain (needs the link)]"
+    assert faults.declared(faults.FAULTS["drain.lame_duck"]) == ""
