@@ -30,7 +30,7 @@ soak: setup
 
 # The pre-release gate: run, rerun what did not pass, judge against known_issues/known_issues.yaml.
 gate: setup
-	@$(HARNESS) gate --env $(ENV) $(ARGS) || { s=$$?; \
+	@$(HARNESS) gate --env $(ENV) -n $(N) $(ARGS) || { s=$$?; \
 	  echo "harness gate exited $$s (0 every finding known, 1 new/stale/flaky/inconclusive, 2 usage or environment error)"; exit $$s; }
 
 test: setup
