@@ -76,9 +76,15 @@ class FlowContext:
 
     def delivered(self, msg: Any) -> None:
         """Account one JetStream delivery handed to the flow (stream seq and delivery count from
-        its metadata): every Next/ack flow calls this for each message it gets (the `delivery` check)."""
-        md = msg.metadata
-        self.ledger.record(md.consumer, md.sequence.stream, md.num_delivered)
+        its metadata): every Next/ack flow calls this for each message it gets (the `delivery` check).
+        Metadata a client release cannot parse is counted apart: accounting never fails a flow."""
+        try:
+            md = msg.metadata
+            consumer, seq, count = md.consumer, int(md.sequence.stream), int(md.num_delivered)
+        except Exception as e:
+            self.ledger.unreadable(f"{type(e).__name__}: {e}")
+            return
+        self.ledger.record(consumer, seq, count)
 
     def _enter(self, label: str) -> int:
         self._seq += 1

@@ -35,6 +35,8 @@ class DeliveryLedger:
     def __init__(self, limit: int = LIMIT, shown: int = SHOWN) -> None:
         self.limit, self.shown = limit, shown
         self._by_consumer: dict[str, _Consumer] = {}
+        self._unreadable = 0
+        self._unreadable_example = ""
 
     def record(self, consumer: str, stream_seq: int, count: int) -> None:
         c = self._by_consumer.get(consumer)
@@ -59,12 +61,18 @@ class DeliveryLedger:
             if len(c.dec_examples) < self.shown:
                 c.dec_examples.append([stream_seq, prev, count])
 
+    def unreadable(self, why: str) -> None:
+        """A delivery whose metadata could not be read (counted, with the first reason)."""
+        self._unreadable += 1
+        self._unreadable_example = self._unreadable_example or why[:200]
+
     def __bool__(self) -> bool:
-        return bool(self._by_consumer)
+        return bool(self._by_consumer) or bool(self._unreadable)
 
     def summary(self) -> dict[str, Any]:
-        """Per consumer: deliveries, distinct sequences, redelivered, duplicates, decreases, examples."""
-        return {
+        """Per consumer: deliveries, distinct sequences, redelivered, duplicates, decreases, examples
+        (and, under the key "", deliveries whose metadata could not be read)."""
+        out = {
             name: {
                 "deliveries": c.deliveries, "sequences": len(c.seen) + c.forgotten, "redelivered": c.redelivered,
                 "duplicates": c.duplicates, "duplicate_examples": c.dup_examples,
@@ -72,3 +80,6 @@ class DeliveryLedger:
             }
             for name, c in self._by_consumer.items()
         }
+        if self._unreadable:
+            out[""] = {"unreadable": self._unreadable, "why": self._unreadable_example}
+        return out

@@ -50,7 +50,7 @@ class ConsumerDeliveries:
 def deliveries_of(outcome: Mapping[str, Any] | None) -> tuple[ConsumerDeliveries, ...]:
     """The per-consumer ledger the flow's outcome event carries (none for flows without deliveries)."""
     led = (outcome or {}).get("deliveries") or {}
-    return tuple(ConsumerDeliveries.from_json(name, d) for name, d in sorted(led.items()))
+    return tuple(ConsumerDeliveries.from_json(name, d) for name, d in sorted(led.items()) if name)
 
 
 def _more(shown: int, total: int) -> str:
@@ -93,6 +93,9 @@ check("delivery", "no stream sequence delivered twice to one consumer, no delive
 def after_flow(s: Sources) -> list[Finding]:
     """Judge the agent's delivery ledger; put every consumer's totals on the timeline."""
     out: list[Finding] = []
+    unread = ((s.outcome or {}).get("deliveries") or {}).get("")
+    if unread:  # not judged: what cannot be read says nothing about duplicates
+        s.event("deliveries unreadable", count=unread["unreadable"], why=unread["why"])
     for cd in deliveries_of(s.outcome):
         s.event("deliveries", consumer=cd.consumer, deliveries=cd.deliveries, sequences=cd.sequences,
                 redelivered=cd.redelivered, duplicates=cd.duplicates, decreases=cd.decreases)

@@ -67,3 +67,34 @@ def test_step_puts_totals_on_the_timeline_and_passes_a_clean_ledger() -> None:
 def test_step_without_a_ledger_or_an_outcome_finds_nothing() -> None:
     assert run_step("delivery", AFTER_FLOW, FakeSources(outcome=None)) == []
     assert run_step("delivery", AFTER_FLOW, FakeSources(outcome={"status": "ok", "result": {}})) == []
+
+
+def test_unreadable_metadata_is_counted_apart_and_never_judged() -> None:
+    led = DeliveryLedger()
+    led.unreadable("IndexError: list index out of range")
+    led.unreadable("IndexError: again")
+    led.record("c", 1, 1)
+    summary = led.summary()
+    assert summary[""] == {"unreadable": 2, "why": "IndexError: list index out of range"}
+    s = FakeSources(outcome={"status": "ok", "deliveries": summary})
+    assert run_step("delivery", AFTER_FLOW, s) == []
+    assert s.events[0] == ("deliveries unreadable", {"count": 2, "why": "IndexError: list index out of range"})
+    assert [c.consumer for c in deliveries_of({"deliveries": summary})] == ["c"]
+
+
+def test_the_flow_context_never_fails_a_flow_over_accounting() -> None:
+    from types import SimpleNamespace
+
+    from harness.agent.context import FlowContext
+
+    ctx = FlowContext.__new__(FlowContext)  # only the ledger is needed here
+    ctx.ledger = DeliveryLedger()
+    ctx.delivered(SimpleNamespace(metadata=SimpleNamespace(consumer="c", sequence=SimpleNamespace(stream=3), num_delivered=1)))
+
+    class NoMeta:
+        @property
+        def metadata(self):  # noqa: ANN201
+            raise ValueError("not a JetStream message")
+
+    ctx.delivered(NoMeta())
+    assert ctx.ledger.summary()["c"]["deliveries"] == 1 and ctx.ledger.summary()[""]["unreadable"] == 1
