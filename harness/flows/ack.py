@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from harness.flows import compat, flow
+from harness.flows import compat, flow, one_api
 from harness.flows.next import prepare_stream_with_durable
 
 ACK_KINDS = ("ack", "ack_sync", "nak", "nak_delay", "in_progress", "term")
@@ -13,6 +13,7 @@ ACK_KINDS = ("ack", "ack_sync", "nak", "nak_delay", "in_progress", "term")
 
 def _ack_flow(kind: str) -> None:
     async def run(ctx: Any) -> dict:
+        one_api(ctx)
         sub = await compat.pull_bind(ctx.js, durable=ctx.names.consumer, stream=ctx.names.stream, subject=f"{ctx.names.subject}.>")
         ctx.track(sub)
         try:
@@ -53,7 +54,7 @@ def _ack_flow(kind: str) -> None:
         f"ack.{kind}",
         triggers=("before_ack",),
         prepare=prepare_stream_with_durable,
-        defaults={"count": 5, "fetch_timeout": 2.0, "ack_timeout": 2.0, "nak_delay": 1.0},
+        defaults={"count": 5, "fetch_timeout": 2.0, "ack_timeout": 2.0, "nak_delay": 1.0, "api": ""},
         requires=("nats.aio.msg.Msg.nak(delay)",) if kind == "nak_delay" else (),
     )(run)
 

@@ -37,6 +37,86 @@ func init() {
 	// The legacy API is these flows' default (a bound pull subscription drain faults act on).
 	jetstreamImpls["stream.get_msg"] = jsStreamGetMsg
 	jetstreamImpls["next.fetch"] = jsNextFetch
+	for _, kind := range []string{"ack", "ack_sync", "nak", "nak_delay", "in_progress", "term"} {
+		jetstreamImpls["ack."+kind] = jsAckFlow(kind)
+	}
+}
+
+// jsAckFlow: Consumer.Fetch a batch from the durable, hold at before_ack, then acknowledge
+// each message the given way (ack_sync: DoubleAck), and flush.
+func jsAckFlow(kind string) flowFunc {
+	return func(f *Flow) (map[string]any, error) {
+		js, err := jetstream.New(f.NC)
+		if err != nil {
+			return nil, err
+		}
+		cons, err := js.Consumer(f.Ctx, f.Stream(), f.Consumer())
+		if err != nil {
+			return nil, err
+		}
+		var msgs []jetstream.Msg
+		for len(msgs) == 0 {
+			if err := f.CheckDeadline(fmt.Sprintf("0 of %d messages", f.Int("count"))); err != nil {
+				return nil, err
+			}
+			err := f.Call("fetch", func() error {
+				batch, err := cons.Fetch(f.Int("count"), jetstream.FetchMaxWait(f.Dur("fetch_timeout")))
+				if err != nil {
+					return err
+				}
+				for m := range batch.Messages() {
+					msgs = append(msgs, m)
+				}
+				return batch.Error()
+			})
+			if err != nil && !isTimeout(err) {
+				return nil, err
+			}
+		}
+		ids := make([]string, len(msgs))
+		for i, m := range msgs {
+			jsDelivered(f, m)
+			ids[i] = string(m.Data())
+		}
+		f.Received(ids)
+		if err := f.Checkpoint("before_ack"); err != nil {
+			return nil, err
+		}
+		t := f.Dur("ack_timeout")
+		for _, m := range msgs {
+			var label string
+			var call func() error
+			switch kind {
+			case "ack":
+				label, call = "ack", m.Ack
+			case "ack_sync":
+				label, call = "ack_sync", func() error {
+					ctx, cancel := context.WithTimeout(f.Ctx, t)
+					defer cancel()
+					return m.DoubleAck(ctx)
+				}
+			case "nak":
+				label, call = "nak", m.Nak
+			case "nak_delay":
+				label, call = "nak", func() error { return m.NakWithDelay(f.Dur("nak_delay")) }
+			case "in_progress":
+				label, call = "in_progress", m.InProgress
+			case "term":
+				label, call = "term", m.Term
+			}
+			if err := f.Call(label, call); err != nil {
+				return nil, err
+			}
+		}
+		if err := f.Call("flush", func() error { return f.NC.FlushTimeout(t) }); err != nil {
+			return nil, err
+		}
+		confirmed := 0
+		if kind == "ack_sync" {
+			confirmed = len(msgs)
+		}
+		return map[string]any{"acked": len(msgs), "kind": kind, "confirmed": confirmed}, nil
+	}
 }
 
 // jsDelivered accounts a jetstream.Msg in the flow's delivery ledger.

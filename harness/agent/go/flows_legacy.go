@@ -28,7 +28,10 @@ func init() {
 	})
 	register("next.next_msg", nextNextMsg)
 	for _, kind := range []string{"ack", "ack_sync", "nak", "nak_delay", "in_progress", "term"} {
-		register("ack."+kind, ackFlow(kind))
+		kind := kind
+		register("ack."+kind, func(f *Flow) (map[string]any, error) {
+			return byAPI(apiLegacy, map[string]flowFunc{apiLegacy: ackFlow(kind), apiJetStream: jetstreamImpls["ack."+kind]})(f)
+		})
 	}
 }
 
