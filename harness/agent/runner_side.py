@@ -65,11 +65,13 @@ class AgentProcess:
         self._waiting_hbs: collections.deque[tuple[float, float]] = collections.deque()  # (m, c) while a call waits
         self._spin: dict[str, Any] | None = None  # an open spin-while-waiting episode
         self.t0 = time.monotonic()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        # Set before the reader starts: a fast agent (the Go one is ready in ~1 ms) has its hello
+        # read at once, and an assignment after start() would erase it.
+        self.hello: dict[str, Any] | None = None
         self._watch_stop = threading.Event()
         self._watcher = threading.Thread(target=self._watch, daemon=True)
-        self.hello: dict[str, Any] | None = None
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
     # -- plumbing -----------------------------------------------------------------
     def _read(self) -> None:

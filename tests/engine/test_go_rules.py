@@ -51,3 +51,19 @@ def test_a_spin_while_waiting_is_one_loop_finding_with_its_dump() -> None:
     gap = {"since": 1.0, "until": 3.0, "duration": 2.0, "cpu_busy": 0.93, "kind": "spin_while_waiting", "stacks": "goroutine 7"}
     (f,) = find_blocked_loop([gap])
     assert f.summary == "spinning for 2.00s while the flow waited in a client call (cpu 93%)" and f.evidence == "goroutine 7"
+
+
+def test_the_hello_of_an_agent_that_answers_at_once_is_kept() -> None:
+    # The Go agent says hello ~1 ms after it starts; the runner's side once erased a hello read
+    # that early (2 of 60 starts) and took a flow the agent lacks for one it has.
+    from harness.agent.runner_side import AgentProcess
+    from harness.targets import AgentCommand
+
+    fast = AgentCommand(("sh", "-c", 'echo \'{"ev": "hello", "t": 0, "flows": ["x"]}\'; exec cat >/dev/null'))
+    for _ in range(30):
+        a = AgentProcess(fast)
+        try:
+            a.wait_ready(timeout=5)
+            assert a.hello is not None and a.hello["flows"] == ["x"]
+        finally:
+            a.kill()
