@@ -47,11 +47,13 @@ CLIENT_OPTIONS: dict[str, Any] = {
 }
 
 
-def not_applicable(hello: dict[str, Any], spec: FlowSpec) -> str:
-    """Why the agent's client cannot run the flow ("" if it can), from the agent's hello."""
+def not_applicable(hello: dict[str, Any], spec: FlowSpec, trigger: str = "") -> str:
+    """Why the agent's client cannot run the flow ("" if it can), from the agent's hello: the
+    flow, or the flow under one trigger (`flow@trigger`: a moment this client's flow never has)."""
     client = hello.get("client") or {}
     who = f"{client.get('impl', 'the client')} {client.get('version', '')}".strip()
-    why = (hello.get("not_applicable") or {}).get(spec.name)
+    na = hello.get("not_applicable") or {}
+    why = na.get(spec.name) or (na.get(f"{spec.name}@{trigger}") if trigger else None)
     if why:
         return f"{who}: {why}"
     if spec.module in (hello.get("failed_modules") or {}):
@@ -331,7 +333,7 @@ class Runner:
         base_consumers = frozenset(obs.consumers(rc.object_stream))
         rc.event("prepared", names=rc.names.tag)
         rc.agent = agent = self.pool.get()
-        why = not_applicable(agent.hello or {}, rc.spec)
+        why = not_applicable(agent.hello or {}, rc.spec, sc.trigger if fault is not None else "")
         if why:
             raise NotApplicable(why)
         agent.start_watch()

@@ -67,3 +67,14 @@ def test_the_hello_of_an_agent_that_answers_at_once_is_kept() -> None:
             assert a.hello is not None and a.hello["flows"] == ["x"]
         finally:
             a.kill()
+
+
+def test_a_flow_under_a_trigger_its_client_never_reaches_is_not_applicable() -> None:
+    from harness.flows import FLOWS
+    from harness.runner import not_applicable
+
+    hello = {"client": {"impl": "nats.go", "version": "v1.55.0"}, "flows": ["kv.keys"],
+             "not_applicable": {"kv.keys@api_request": "no CONSUMER.INFO request"}}
+    spec = FLOWS["kv.keys"]
+    assert not_applicable(hello, spec, "api_request") == "nats.go v1.55.0: no CONSUMER.INFO request"
+    assert not_applicable(hello, spec, "in_call") == "" and not_applicable(hello, spec) == ""
