@@ -63,6 +63,18 @@ def _children(proc: subprocess.Popen, name: str) -> list[psutil.Process]:
     return out
 
 
+def _servers(proc: subprocess.Popen, name: str) -> list[psutil.Process]:
+    """The running server processes of that name (not a short-lived `--version` call)."""
+    out = []
+    for p in _children(proc, name):
+        try:
+            if "--version" not in p.cmdline():
+                out.append(p)
+        except psutil.Error:  # gone meanwhile
+            pass
+    return out
+
+
 def _wait(pred, timeout: float = 60.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -82,11 +94,13 @@ def _run(tmp_path: Path, kills: int, server: str = "toxiproxy-server") -> tuple[
     try:
         for _ in range(kills):
             # A toxiproxy we have not killed yet, and an agent running the long flow: then kill it.
-            toxi = _wait(lambda: [p for p in _children(proc, server) if p.pid not in killed])[0]
+            _wait(lambda: [p for p in _servers(proc, server) if p.pid not in killed])
             _wait(lambda: _children(proc, "harness.agent"))
             time.sleep(1.0)  # inside the 3 s flow
-            toxi.send_signal(signal.SIGKILL)
-            killed.add(toxi.pid)
+            # Chosen now, not before the sleep: `nats-server --version` is a child for a moment too.
+            victim = _wait(lambda: [p for p in _servers(proc, server) if p.pid not in killed])[0]
+            victim.send_signal(signal.SIGKILL)
+            killed.add(victim.pid)
         out, _ = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
