@@ -149,6 +149,14 @@ func goroutines(subs []map[string]any) []map[string]any {
 			entry, module = e.fn, e.file
 			top = g.frames[0].fn
 		}
+		role := roleOf(g, entry)
+		if role == "flow" {
+			// The flow's goroutine is named after the flow function it runs (e.g. main.nextIterate),
+			// not the agent's runFlow wrapper: that is what a leak report should say.
+			if fn := flowFunction(g.frames); fn != "" {
+				entry = fn
+			}
+		}
 		stack := make([]string, 0, len(g.frames))
 		for i := len(g.frames) - 1; i >= 0; i-- {
 			stack = append(stack, fmt.Sprintf("%s at %s", g.frames[i].fn, g.frames[i].file))
@@ -169,13 +177,27 @@ func goroutines(subs []map[string]any) []map[string]any {
 			"top":        top,
 			"module":     module,
 			"state":      g.state,
-			"role":       roleOf(g, entry),
+			"role":       role,
 			"stack":      stack,
 			"created_at": created,
 			"subject":    subjectOf(g, bySubPtr),
 		})
 	}
 	return out
+}
+
+// flowFunction: the innermost agent frame that is a flow function, not the agent's plumbing
+// (runFlow, byAPI, registration closures, the Flow's methods, closures inside a flow).
+func flowFunction(frames []frame) string {
+	for _, fr := range frames { // innermost first
+		fn := fr.fn
+		if !strings.HasPrefix(fn, "main.") || strings.Contains(fn, ".func") || strings.HasPrefix(fn, "main.(*") ||
+			strings.HasPrefix(fn, "main.byAPI") || strings.HasPrefix(fn, "main.init") {
+			continue
+		}
+		return fn
+	}
+	return ""
 }
 
 // subjectOf: for a subscription's message goroutine (nats.go's (*Conn).waitForMsgs(nc, sub)),
