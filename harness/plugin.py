@@ -211,6 +211,7 @@ class ChaosSession:
                 self.env = make_environment(self.backend)
                 self.env.__enter__()
                 self.versions = self.env.versions()
+                check_server_version(self.get_target(), self.versions.get("nats-server", ""), self.backend)
                 self.runner = Runner(self.env, self.seed, settings=self.settings(), flow_modules=self.flow_modules,
                                      agent_command=self.get_target().command)
             except HarnessError as e:
@@ -330,6 +331,16 @@ def _load_known(config: pytest.Config) -> Any:
         return load_known_issues(path)
     except KnownIssueError as e:
         raise pytest.UsageError(str(e)) from None
+
+
+def check_server_version(target: Target, running: str, backend: str) -> None:
+    """The environment must run the server the target names (an image override could differ)."""
+    want, got = target.server.version.lstrip("v"), running.lstrip("v")
+    if got and want and got != want:
+        raise EnvError(
+            f"the {backend} environment runs nats-server {got}, but the target is nats-server {want}",
+            hint="unset NATS_IMAGE (compose builds a local image from the target's binary), or pass --server " + got,
+        )
 
 
 def _term_to_interrupt(signum: int, frame: Any) -> None:

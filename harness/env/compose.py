@@ -437,6 +437,11 @@ class ComposeEnvironment(Environment):
                 with contextlib.suppress(Exception):
                     self._client.images.get(local[key])
                     chosen = local[key]
+                if chosen == official and key == "NATS_IMAGE" and os.environ.get("NATS_SERVER_BIN"):
+                    # A chosen server target (--server): its binary goes into a local image,
+                    # built now if missing; never silently the official image of another version.
+                    build_images(self._client)
+                    chosen = local[key]
             setattr(self, attr, chosen)
 
     def _compose_env(self) -> dict[str, str]:

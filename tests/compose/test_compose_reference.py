@@ -65,3 +65,21 @@ def test_harness_run_env_compose_as_a_user_runs_it(tmp_path: Path) -> None:
     verdicts = {rec["flow"]: rec["verdict"] for rec in journal["records"]}
     assert verdicts == {"selftest.leak_task": "failed", "selftest.clean_task": "passed"}
     assert _our_containers() <= before, "the run left containers of its compose project"
+
+
+def test_a_server_target_runs_in_the_compose_stack(tmp_path: Path) -> None:
+    # `--server 2.10.26 --env compose`: that release's binary goes into a local image (built
+    # if missing), and the stack really runs it — never the official image of another version.
+    import json
+    import subprocess
+    import sys
+
+    (tmp_path / "scenarios").mkdir()
+    (tmp_path / "scenarios/s.yaml").write_text("matrix:\n  - name: s\n    flows: [selftest.clean_task]\n")
+    r = subprocess.run([str(Path(sys.executable).with_name("harness")), "run", "--env", "compose", "--server", "2.10.26",
+                        "--seed", "5"], cwd=tmp_path, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    header = json.loads((tmp_path / "reports/latest/journal.json").read_text())["header"]
+    assert header["backend"] == "compose"
+    assert header["nats_server"].lstrip("v") == "2.10.26"
+    assert header["target"]["server"]["version"] == "2.10.26"
