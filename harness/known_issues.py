@@ -21,14 +21,15 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from harness.errors import HarnessError
+from harness.targets import IMPLEMENTATIONS
 
 DEFAULT_PATH = Path("known_issues/known_issues.yaml")
 FIELDS = ("id", "title", "scenarios", "checks", "client", "server", "flaky", "reason", "link", "repro")
 REQUIRED = ("id", "title", "scenarios", "checks", "client")
 ID_RE = re.compile(r"^[A-Z][A-Z0-9]*-\d+$")
-# Client implementations and the version syntax of their ranges. nats-py publishes PEP 440
-# versions; nats.go tags semver (`v1.40.1`). A new implementation adds one line here.
-CLIENT_SYNTAX = {"nats-py": "pep440", "nats.go": "semver"}
+# Client implementations and the version syntax of their ranges, as each implementation
+# declares it (harness/targets: nats-py publishes PEP 440 versions, nats.go tags semver).
+CLIENT_SYNTAX = {name: impl.version_syntax for name, impl in IMPLEMENTATIONS.items()}
 SERVER_IMPL = "nats-server"
 
 

@@ -93,6 +93,7 @@ class Implementation(Protocol):
 
     name: str
     default_version: str
+    version_syntax: str  # "pep440" or "semver": how known-issue ranges for it are written
 
     def published_versions(self) -> list[str]:
         """Every published release, oldest first. TargetError if no registry answers."""

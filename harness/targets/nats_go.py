@@ -104,6 +104,7 @@ def build_tags(version: str) -> list[str]:
 class NatsGo:
     name = IMPL
     default_version = DEFAULT_VERSION
+    version_syntax = "semver"
 
     def version_key(self, version: str) -> tuple:
         return version_key(version)

@@ -47,6 +47,7 @@ def _version_key(v: str) -> tuple:
 class NatsPy:
     name = PACKAGE
     default_version = DEFAULT_VERSION
+    version_syntax = "pep440"
 
     def version_key(self, version: str) -> tuple:
         return _version_key(version)
