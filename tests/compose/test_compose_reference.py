@@ -76,10 +76,21 @@ def test_a_server_target_runs_in_the_compose_stack(tmp_path: Path) -> None:
 
     (tmp_path / "scenarios").mkdir()
     (tmp_path / "scenarios/s.yaml").write_text("matrix:\n  - name: s\n    flows: [selftest.clean_task]\n")
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "NATS_IMAGE"}  # `make test-compose` pins the default's image
     r = subprocess.run([str(Path(sys.executable).with_name("harness")), "run", "--env", "compose", "--server", "2.10.26",
-                        "--seed", "5"], cwd=tmp_path, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+                        "--seed", "5"], cwd=tmp_path, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL, env=env)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     header = json.loads((tmp_path / "reports/latest/journal.json").read_text())["header"]
     assert header["backend"] == "compose"
     assert header["nats_server"].lstrip("v") == "2.10.26"
     assert header["target"]["server"]["version"] == "2.10.26"
+    # An image override that runs another release is refused, not silently used.
+    env["NATS_IMAGE"] = os.environ.get("NATS_IMAGE") or "localhost/nats-chaos/nats:2.12.8"
+    if env["NATS_IMAGE"].endswith(":2.10.26"):
+        return
+    r = subprocess.run([str(Path(sys.executable).with_name("harness")), "run", "--env", "compose", "--server", "2.10.26",
+                        "--seed", "5"], cwd=tmp_path, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL, env=env)
+    assert r.returncode == 2, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "but the target is nats-server 2.10.26" in r.stdout
