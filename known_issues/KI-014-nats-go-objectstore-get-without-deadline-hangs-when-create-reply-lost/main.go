@@ -7,18 +7,15 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"fmt"
 	"io"
-	"runtime"
-	"runtime/debug"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"kiservers"
 )
 
 const bucket = "KI014"
@@ -30,47 +27,46 @@ type result struct {
 }
 
 func main() {
-	s := startServers()
-	cleanup = s.stop
+	s := kiservers.Start()
 	ctx := context.Background()
 
 	// The observer: a direct connection that prepares the bucket and watches the server.
-	onc, err := nats.Connect(s.natsURL)
+	onc, err := nats.Connect(s.NatsURL)
 	if err != nil {
-		inconclusive(err)
+		kiservers.Inconclusive(err)
 	}
 	ojs, _ := jetstream.New(onc)
 	ostore, err := ojs.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: bucket})
 	if err != nil {
-		inconclusive(err)
+		kiservers.Inconclusive(err)
 	}
 	data := make([]byte, 1<<20)
 	rand.Read(data)
 	if _, err := ostore.PutBytes(ctx, "obj", data); err != nil {
-		inconclusive(err)
+		kiservers.Inconclusive(err)
 	}
 	stream, err := ojs.Stream(ctx, "OBJ_"+bucket)
 	if err != nil {
-		inconclusive(err)
+		kiservers.Inconclusive(err)
 	}
 
 	// The client under test, through the proxy, configured to notice a dead link and reconnect.
-	nc, err := nats.Connect(s.proxyURL, nats.ReconnectWait(250*time.Millisecond), nats.MaxReconnects(-1),
+	nc, err := nats.Connect(s.ProxyURL, nats.ReconnectWait(250*time.Millisecond), nats.MaxReconnects(-1),
 		nats.PingInterval(time.Second), nats.MaxPingsOutstanding(2))
 	if err != nil {
-		inconclusive(err)
+		kiservers.Inconclusive(err)
 	}
 	js, _ := jetstream.New(nc)
 	store, err := js.ObjectStore(ctx, bucket)
 	if err != nil {
-		inconclusive(err)
+		kiservers.Inconclusive(err)
 	}
 
 	// Replies to the client are held back 0.5 s, so the consumer-create reply is still in the
 	// proxy when the consumer shows up on the server.
-	if err := s.api("POST", "/proxies/nats/toxics", map[string]any{"name": "hold", "type": "latency",
+	if err := s.API("POST", "/proxies/nats/toxics", map[string]any{"name": "hold", "type": "latency",
 		"stream": "downstream", "attributes": map[string]any{"latency": 500}}); err != nil {
-		inconclusive(err)
+		kiservers.Inconclusive(err)
 	}
 	done := make(chan result, 1)
 	t0 := time.Now()
@@ -95,59 +91,29 @@ func main() {
 		}
 		select {
 		case r := <-done:
-			inconclusive(fmt.Errorf("Get ended (%v, %d bytes) before its consumer was seen", r.err, r.n))
+			kiservers.Inconclusive(fmt.Errorf("Get ended (%v, %d bytes) before its consumer was seen", r.err, r.n))
 		default:
 		}
 		if time.Now().After(end) {
-			inconclusive(fmt.Errorf("no consumer on OBJ_%s within 10s", bucket))
+			kiservers.Inconclusive(fmt.Errorf("no consumer on OBJ_%s within 10s", bucket))
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
 	cut := time.Since(t0)
-	s.api("POST", "/proxies/nats", map[string]any{"enabled": false})
+	s.API("POST", "/proxies/nats", map[string]any{"enabled": false})
 	time.Sleep(1500 * time.Millisecond)
-	s.api("DELETE", "/proxies/nats/toxics/hold", nil)
-	s.api("POST", "/proxies/nats", map[string]any{"enabled": true})
+	s.API("DELETE", "/proxies/nats/toxics/hold", nil)
+	s.API("POST", "/proxies/nats", map[string]any{"enabled": true})
 
-	version := "?"
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, d := range bi.Deps {
-			if d.Path == "github.com/nats-io/nats.go" {
-				version = d.Version
-			}
-		}
-	}
+	version := kiservers.NatsGoVersion()
 	select {
 	case r := <-done:
-		finish(false, fmt.Sprintf("nats.go %s: Get returned %.2fs after the link was cut at %.2fs: err=%v, %d bytes",
-			version, (r.at - cut).Seconds(), cut.Seconds(), r.err, r.n))
+		kiservers.Finish(false, fmt.Sprintf("nats.go %s: Get returned %.2fs after the link was cut at %.2fs: err=%v, %d bytes",
+			version, (r.at-cut).Seconds(), cut.Seconds(), r.err, r.n))
 	case <-time.After(10 * time.Second):
 	}
 	info, _ := stream.Info(ctx)
-	finish(true, fmt.Sprintf("nats.go %s: Get (context without deadline) still blocked 11.5s after the link was cut "+
+	kiservers.Finish(true, fmt.Sprintf("nats.go %s: Get (context without deadline) still blocked 11.5s after the link was cut "+
 		"at %.2fs (reconnected: %v); consumers on OBJ_%s: %d; blocked in: %s",
-		version, cut.Seconds(), nc.IsConnected(), bucket, info.State.Consumers, blockedIn("(*obs).Get")))
-}
-
-// blockedIn: the nats.go frames of the goroutine whose stack holds `marker`, innermost last.
-func blockedIn(marker string) string {
-	buf := make([]byte, 1<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	for _, g := range bytes.Split(buf, []byte("\n\n")) {
-		if !bytes.Contains(g, []byte(marker)) {
-			continue
-		}
-		var fns []string
-		for _, l := range strings.Split(string(g), "\n") {
-			if strings.Contains(l, "nats-io/nats") && !strings.HasPrefix(l, "\t") && !strings.HasPrefix(l, "created by") {
-				fn := strings.ReplaceAll(l, "%2e", ".")
-				if i := strings.LastIndex(fn, "("); i > 0 {
-					fn = fn[:i]
-				}
-				fns = append([]string{strings.TrimPrefix(fn, "github.com/nats-io/")}, fns...)
-			}
-		}
-		return strings.Join(fns, " -> ")
-	}
-	return "(no goroutine in " + marker + ")"
+		version, cut.Seconds(), nc.IsConnected(), bucket, info.State.Consumers, kiservers.BlockedIn("(*obs).Get")))
 }

@@ -10,12 +10,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime/debug"
 	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"kiservers"
 )
 
 func cpu() float64 {
@@ -25,34 +25,33 @@ func cpu() float64 {
 }
 
 func main() {
-	s := startServers()
-	cleanup = s.stop
+	s := kiservers.Start()
 	ctx := context.Background()
-	nc, err := nats.Connect(s.natsURL)
+	nc, err := nats.Connect(s.NatsURL)
 	if err != nil {
-		inconclusive(err)
+		kiservers.Inconclusive(err)
 	}
 	js, _ := jetstream.New(nc)
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "KI015", Subjects: []string{"ki015.>"}}); err != nil {
-		inconclusive(err)
+		kiservers.Inconclusive(err)
 	}
 	for i := 0; i < 3; i++ {
 		if _, err := js.Publish(ctx, "ki015.m", []byte(fmt.Sprint(i))); err != nil {
-			inconclusive(err)
+			kiservers.Inconclusive(err)
 		}
 	}
 	cons, err := js.CreateConsumer(ctx, "KI015", jetstream.ConsumerConfig{AckPolicy: jetstream.AckExplicitPolicy})
 	if err != nil {
-		inconclusive(err)
+		kiservers.Inconclusive(err)
 	}
 	it, err := cons.Messages()
 	if err != nil {
-		inconclusive(err)
+		kiservers.Inconclusive(err)
 	}
 	for i := 0; i < 3; i++ {
 		m, err := it.Next()
 		if err != nil {
-			inconclusive(err)
+			kiservers.Inconclusive(err)
 		}
 		m.Ack()
 	}
@@ -65,21 +64,14 @@ func main() {
 	time.Sleep(300 * time.Millisecond)
 	c0, t0 := cpu(), time.Now()
 	it.Drain()
-	version := "?"
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, d := range bi.Deps {
-			if d.Path == "github.com/nats-io/nats.go" {
-				version = d.Version
-			}
-		}
-	}
+	version := kiservers.NatsGoVersion()
 	select {
 	case err := <-done:
-		finish(false, fmt.Sprintf("nats.go %s: Next returned %.3fs after Drain(): %v (ErrMsgIteratorClosed: %v)",
+		kiservers.Finish(false, fmt.Sprintf("nats.go %s: Next returned %.3fs after Drain(): %v (ErrMsgIteratorClosed: %v)",
 			version, time.Since(t0).Seconds(), err, errors.Is(err, jetstream.ErrMsgIteratorClosed)))
 	case <-time.After(3 * time.Second):
 	}
 	busy := cpu() - c0
-	finish(busy > 1.0, fmt.Sprintf("nats.go %s: Next had not returned 3s after Drain(); the process burnt %.2fs of CPU in those %.2fs (%s)",
+	kiservers.Finish(busy > 1.0, fmt.Sprintf("nats.go %s: Next had not returned 3s after Drain(); the process burnt %.2fs of CPU in those %.2fs (%s)",
 		version, busy, time.Since(t0).Seconds(), map[bool]string{true: "a spin", false: "idle: a lost wake-up, not this issue"}[busy > 1.0]))
 }

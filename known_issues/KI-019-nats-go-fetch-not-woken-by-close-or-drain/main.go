@@ -10,37 +10,36 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"runtime/debug"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"kiservers"
 )
 
 func main() {
-	s := startServers()
-	cleanup = s.stop
+	s := kiservers.Start()
 	ctx := context.Background()
 	how := os.Getenv("HOW") // "close" (nc.Close) or "drain" (nc.Drain, the default)
 	if how == "" {
 		how = "drain"
 	}
-	nc, err := nats.Connect(s.natsURL)
+	nc, err := nats.Connect(s.NatsURL)
 	if err != nil {
-		inconclusive(err)
+		kiservers.Inconclusive(err)
 	}
 	js, _ := jetstream.New(nc)
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "KI019", Subjects: []string{"ki019.>"}}); err != nil {
-		inconclusive(err)
+		kiservers.Inconclusive(err)
 	}
 	cons, err := js.CreateOrUpdateConsumer(ctx, "KI019", jetstream.ConsumerConfig{Durable: "d", AckPolicy: jetstream.AckExplicitPolicy})
 	if err != nil {
-		inconclusive(err)
+		kiservers.Inconclusive(err)
 	}
 	// The stream is empty: the fetch waits (a long poll, as a worker waiting for work does).
 	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(6*time.Second))
 	if err != nil {
-		inconclusive(err)
+		kiservers.Inconclusive(err)
 	}
 	done := make(chan error, 1)
 	go func() {
@@ -53,27 +52,20 @@ func main() {
 	if how == "close" {
 		nc.Close()
 	} else if err := nc.Drain(); err != nil {
-		inconclusive(err)
+		kiservers.Inconclusive(err)
 	}
-	version := "?"
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, d := range bi.Deps {
-			if d.Path == "github.com/nats-io/nats.go" {
-				version = d.Version
-			}
-		}
-	}
+	version := kiservers.NatsGoVersion()
 	select {
 	case err := <-done:
-		finish(false, fmt.Sprintf("nats.go %s: Fetch ended %.2fs after nc.%s(): err=%v", version, time.Since(t0).Seconds(), how, err))
+		kiservers.Finish(false, fmt.Sprintf("nats.go %s: Fetch ended %.2fs after nc.%s(): err=%v", version, time.Since(t0).Seconds(), how, err))
 	case <-time.After(3 * time.Second):
 	}
 	closed := nc.IsClosed()
 	select {
 	case err := <-done:
-		finish(true, fmt.Sprintf("nats.go %s: Fetch (FetchMaxWait 6s) still pending 3s after nc.%s() (connection closed: %v); "+
+		kiservers.Finish(true, fmt.Sprintf("nats.go %s: Fetch (FetchMaxWait 6s) still pending 3s after nc.%s() (connection closed: %v); "+
 			"it ended %.2fs after it, by its own expiry, with err=%v", version, how, closed, time.Since(t0).Seconds(), err))
 	case <-time.After(10 * time.Second):
-		finish(true, fmt.Sprintf("nats.go %s: Fetch (FetchMaxWait 6s) still pending 13s after nc.%s() (connection closed: %v)", version, how, closed))
+		kiservers.Finish(true, fmt.Sprintf("nats.go %s: Fetch (FetchMaxWait 6s) still pending 13s after nc.%s() (connection closed: %v)", version, how, closed))
 	}
 }

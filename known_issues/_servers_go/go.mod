@@ -1,0 +1,3 @@
+module kiservers
+
+go 1.21
