@@ -7,6 +7,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"sort"
 	"sync"
 	"time"
@@ -268,6 +269,30 @@ func callCtx(f *Flow, param string) (context.Context, context.CancelFunc) {
 		return context.WithTimeout(f.Ctx, d)
 	}
 	return context.WithCancel(f.Ctx)
+}
+
+// readObject: the objectstore.get call of both APIs (the jetstream package's and the legacy
+// one's differ only in how the object is opened): read it whole, and a result shorter than
+// the object put is an integrity error, since no error was returned.
+func readObject(f *Flow, open func() (io.ReadCloser, error)) (map[string]any, error) {
+	n := 0
+	err := f.Call("objectstore.get", func() error {
+		r, err := open()
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		data, err := io.ReadAll(r)
+		n = len(data)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if n != f.Int("size") {
+		return nil, &IntegrityError{fmt.Sprintf("object truncated: got %d of %d bytes, no error returned", n, f.Int("size"))}
+	}
+	return map[string]any{"bytes": n}, nil
 }
 
 // tally: distinct message ids received, and how many arrived again (as harness.flows.next.tally).

@@ -260,24 +260,7 @@ func legacyObjectstoreGet(f *Flow) (map[string]any, error) {
 	}
 	ctx, cancel := callCtx(f, "call_timeout")
 	defer cancel()
-	n := 0
-	err = f.Call("objectstore.get", func() error {
-		r, err := obs.Get("obj", nats.Context(ctx))
-		if err != nil {
-			return err
-		}
-		defer r.Close()
-		data, err := io.ReadAll(r)
-		n = len(data)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	if n != f.Int("size") {
-		return nil, &IntegrityError{fmt.Sprintf("object truncated: got %d of %d bytes, no error returned", n, f.Int("size"))}
-	}
-	return map[string]any{"bytes": n}, nil
+	return readObject(f, func() (io.ReadCloser, error) { return obs.Get("obj", nats.Context(ctx)) })
 }
 
 // legacyKV: the bucket through a JetStreamContext whose requests wait `wait` (0: its default).
