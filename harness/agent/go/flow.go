@@ -271,6 +271,11 @@ func callCtx(f *Flow, param string) (context.Context, context.CancelFunc) {
 	return context.WithCancel(f.Ctx)
 }
 
+// flowHelpers: functions several flows call to make their client calls. A goroutine blocked
+// in one is reported under the flow function that called it (flowFunction), as it was
+// before the code was shared.
+var flowHelpers = map[string]bool{"main.readObject": true, "main.collectAcked": true}
+
 // readObject: the objectstore.get call of both APIs (the jetstream package's and the legacy
 // one's differ only in how the object is opened): read it whole, and a result shorter than
 // the object put is an integrity error, since no error was returned.

@@ -82,43 +82,63 @@ func nextFetch(f *Flow) (map[string]any, error) {
 	}
 	f.Track(sub)
 	defer sub.Unsubscribe()
-	got := []string{}
-	count := f.Int("count")
-	for distinct(got) < count { // distinct ids: a redelivery fills no gap
-		if err := f.CheckDeadline(fmt.Sprintf("%d of %d messages", distinct(got), count)); err != nil {
-			return tally(got), err
-		}
+	got, err := collectAcked(f, func() ([]*nats.Msg, error) {
 		var msgs []*nats.Msg
 		err := f.Call("fetch", func() error {
 			var err error
 			msgs, err = sub.Fetch(f.Int("batch"), nats.MaxWait(f.Dur("fetch_timeout")))
 			return err
 		})
-		if isTimeout(err) {
-			continue
-		}
-		if err != nil {
-			return tally(got), err
-		}
-		for _, m := range msgs {
-			f.DeliveredMsg(m)
-			if err := m.Ack(); err != nil {
-				return tally(got), err
-			}
-			got = append(got, string(m.Data))
-		}
+		return msgs, err
+	})
+	if err != nil {
+		return tally(got), err
 	}
-	f.Received(got)
 	// The stream is empty now: this long poll parks a pull request on the server (the
 	// `waiting` trigger). It ends by its own timeout, or sooner when the subscription ends.
 	err = f.Call("fetch", func() error {
 		_, err := sub.Fetch(1, nats.MaxWait(f.Dur("wait_timeout")))
 		return err
 	})
-	if err != nil && !isTimeout(err) && !errors.Is(err, nats.ErrBadSubscription) && !errors.Is(err, nats.ErrConnectionClosed) {
+	if err != nil && !waitEnded(err) {
 		return tally(got), err
 	}
 	return tally(got), nil
+}
+
+// collectAcked: pull until `count` distinct messages are in (distinct ids: a redelivery
+// fills no gap), acking each, bounded by the flow's deadline; a pull that ended by its own
+// timeout is tried again. What nextFetch and nextNextMsg do with their own pull call.
+func collectAcked(f *Flow, pull func() ([]*nats.Msg, error)) ([]string, error) {
+	got := []string{}
+	count := f.Int("count")
+	for distinct(got) < count {
+		if err := f.CheckDeadline(fmt.Sprintf("%d of %d messages", distinct(got), count)); err != nil {
+			return got, err
+		}
+		msgs, err := pull()
+		if isTimeout(err) {
+			continue
+		}
+		if err != nil {
+			return got, err
+		}
+		for _, m := range msgs {
+			f.DeliveredMsg(m)
+			if err := m.Ack(); err != nil {
+				return got, err
+			}
+			got = append(got, string(m.Data))
+		}
+	}
+	f.Received(got)
+	return got, nil
+}
+
+// waitEnded: the error of a flow's last call, the one that waits for more, is one it expects:
+// the call's own timeout, or its subscription or connection ended (a drain or close fault).
+func waitEnded(err error) bool {
+	return isTimeout(err) || errors.Is(err, nats.ErrBadSubscription) || errors.Is(err, nats.ErrConnectionClosed)
 }
 
 // nextNextMsg: sub.NextMsg(timeout) on a push subscription until every message is in,
@@ -138,36 +158,26 @@ func nextNextMsg(f *Flow) (map[string]any, error) {
 			sub.Unsubscribe()
 		}
 	}()
-	got := []string{}
-	count := f.Int("count")
-	for distinct(got) < count {
-		if err := f.CheckDeadline(fmt.Sprintf("%d of %d messages", distinct(got), count)); err != nil {
-			return tally(got), err
-		}
+	got, err := collectAcked(f, func() ([]*nats.Msg, error) {
 		var m *nats.Msg
 		err := f.Call("next_msg", func() error {
 			var err error
 			m, err = sub.NextMsg(f.Dur("next_timeout"))
 			return err
 		})
-		if isTimeout(err) {
-			continue
-		}
 		if err != nil {
-			return tally(got), err
+			return nil, err
 		}
-		f.DeliveredMsg(m)
-		if err := m.Ack(); err != nil {
-			return tally(got), err
-		}
-		got = append(got, string(m.Data))
+		return []*nats.Msg{m}, nil
+	})
+	if err != nil {
+		return tally(got), err
 	}
-	f.Received(got)
 	err = f.Call("next_msg", func() error {
 		_, err := sub.NextMsg(f.Dur("wait_timeout"))
 		return err
 	})
-	if err != nil && !isTimeout(err) && !errors.Is(err, nats.ErrBadSubscription) && !errors.Is(err, nats.ErrConnectionClosed) {
+	if err != nil && !waitEnded(err) {
 		return tally(got), err
 	}
 	return tally(got), nil

@@ -187,12 +187,13 @@ func goroutines(subs []map[string]any) []map[string]any {
 }
 
 // flowFunction: the innermost agent frame that is a flow function, not the agent's plumbing
-// (runFlow, byAPI, registration closures, the Flow's methods, closures inside a flow).
+// (runFlow, byAPI, registration closures, the Flow's methods, closures inside a flow, the
+// helpers several flows share: flowHelpers).
 func flowFunction(frames []frame) string {
 	for _, fr := range frames { // innermost first
 		fn := fr.fn
 		if !strings.HasPrefix(fn, "main.") || strings.Contains(fn, ".func") || strings.HasPrefix(fn, "main.(*") ||
-			strings.HasPrefix(fn, "main.byAPI") || strings.HasPrefix(fn, "main.init") {
+			strings.HasPrefix(fn, "main.byAPI") || strings.HasPrefix(fn, "main.init") || flowHelpers[fn] {
 			continue
 		}
 		return fn
