@@ -274,7 +274,7 @@ func callCtx(f *Flow, param string) (context.Context, context.CancelFunc) {
 // flowHelpers: functions several flows call to make their client calls. A goroutine blocked
 // in one is reported under the flow function that called it (flowFunction), as it was
 // before the code was shared.
-var flowHelpers = map[string]bool{"main.readObject": true, "main.collectAcked": true}
+var flowHelpers = map[string]bool{"main.readObject": true, "main.collectAcked": true, "main.ackAll": true}
 
 // readObject: the objectstore.get call of both APIs (the jetstream package's and the legacy
 // one's differ only in how the object is opened): read it whole, and a result shorter than

@@ -83,39 +83,28 @@ func jsAckFlow(kind string) flowFunc {
 			return nil, err
 		}
 		t := f.Dur("ack_timeout")
-		for _, m := range msgs {
-			var label string
-			var call func() error
+		return ackAll(f, kind, len(msgs), func(i int) func() error {
+			m := msgs[i]
 			switch kind {
 			case "ack":
-				label, call = "ack", m.Ack
+				return m.Ack
 			case "ack_sync":
-				label, call = "ack_sync", func() error {
+				return func() error {
 					ctx, cancel := context.WithTimeout(f.Ctx, t)
 					defer cancel()
 					return m.DoubleAck(ctx)
 				}
 			case "nak":
-				label, call = "nak", m.Nak
+				return m.Nak
 			case "nak_delay":
-				label, call = "nak", func() error { return m.NakWithDelay(f.Dur("nak_delay")) }
+				return func() error { return m.NakWithDelay(f.Dur("nak_delay")) }
 			case "in_progress":
-				label, call = "in_progress", m.InProgress
+				return m.InProgress
 			case "term":
-				label, call = "term", m.Term
+				return m.Term
 			}
-			if err := f.Call(label, call); err != nil {
-				return nil, err
-			}
-		}
-		if err := f.Call("flush", func() error { return f.NC.FlushTimeout(t) }); err != nil {
-			return nil, err
-		}
-		confirmed := 0
-		if kind == "ack_sync" {
-			confirmed = len(msgs)
-		}
-		return map[string]any{"acked": len(msgs), "kind": kind, "confirmed": confirmed}, nil
+			return nil
+		})
 	}
 }
 

@@ -220,37 +220,48 @@ func ackFlow(kind string) flowFunc {
 			return nil, err
 		}
 		t := f.Dur("ack_timeout")
-		for _, m := range msgs {
-			var label string
-			var call func() error
+		return ackAll(f, kind, len(msgs), func(i int) func() error {
+			m := msgs[i]
 			switch kind {
 			case "ack":
-				label, call = "ack", func() error { return m.Ack() }
+				return func() error { return m.Ack() }
 			case "ack_sync":
-				label, call = "ack_sync", func() error { return m.AckSync(nats.AckWait(t)) }
+				return func() error { return m.AckSync(nats.AckWait(t)) }
 			case "nak":
-				label, call = "nak", func() error { return m.Nak() }
+				return func() error { return m.Nak() }
 			case "nak_delay":
-				label, call = "nak", func() error { return m.NakWithDelay(f.Dur("nak_delay")) }
+				return func() error { return m.NakWithDelay(f.Dur("nak_delay")) }
 			case "in_progress":
-				label, call = "in_progress", func() error { return m.InProgress() }
+				return func() error { return m.InProgress() }
 			case "term":
-				label, call = "term", func() error { return m.Term() }
+				return func() error { return m.Term() }
 			}
-			if err := f.Call(label, call); err != nil {
-				return nil, err
-			}
-		}
-		// A careful user makes sure fire-and-forget acks reach the server.
-		if err := f.Call("flush", func() error { return f.NC.FlushTimeout(t) }); err != nil {
+			return nil
+		})
+	}
+}
+
+// ackLabel: the call label of each ack kind (nak_delay is a nak with a delay).
+var ackLabel = map[string]string{"ack": "ack", "ack_sync": "ack_sync", "nak": "nak", "nak_delay": "nak",
+	"in_progress": "in_progress", "term": "term"}
+
+// ackAll: the acknowledging half of the ack flows of both APIs (which differ only in how a
+// message is acknowledged, call(i)): every message the flow's way, each a labelled call, then
+// a flush, since a careful user makes sure fire-and-forget acks reach the server.
+func ackAll(f *Flow, kind string, n int, call func(i int) func() error) (map[string]any, error) {
+	for i := 0; i < n; i++ {
+		if err := f.Call(ackLabel[kind], call(i)); err != nil {
 			return nil, err
 		}
-		confirmed := 0
-		if kind == "ack_sync" {
-			confirmed = len(msgs)
-		}
-		return map[string]any{"acked": len(msgs), "kind": kind, "confirmed": confirmed}, nil
 	}
+	if err := f.Call("flush", func() error { return f.NC.FlushTimeout(f.Dur("ack_timeout")) }); err != nil {
+		return nil, err
+	}
+	confirmed := 0
+	if kind == "ack_sync" {
+		confirmed = n
+	}
+	return map[string]any{"acked": n, "kind": kind, "confirmed": confirmed}, nil
 }
 
 // -- the legacy API's versions of flows whose default is the jetstream package ----------------
