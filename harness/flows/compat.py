@@ -29,6 +29,18 @@ def sub_closed(sub: Any) -> bool:
     return bool(getattr(sub, "_closed", False))
 
 
+def supported(fn: Any, **tuning: Any) -> dict[str, Any]:
+    """The keyword arguments `fn` takes, of `tuning`: optional tuning (e.g. pending limits) that a
+    user of an older release, which lacks it, simply did not pass."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return dict(tuning)
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return dict(tuning)
+    return {k: v for k, v in tuning.items() if k in params}
+
+
 def require_param(fn: Any, param: str, feature: str) -> None:
     """NotApplicable unless `fn` takes `param` (a feature this release does not have yet)."""
     try:

@@ -119,7 +119,7 @@ async def stream_get_msg(ctx: Any) -> dict:
     await ctx.checkpoint("in_call")
     m = await ctx.call(
         "stream.get_msg",
-        ctx.js.get_msg(ctx.names.stream, seq=1, direct=ctx.params["direct"]),
+        ctx.js.get_msg(ctx.names.stream, seq=1, **({"direct": True} if ctx.params["direct"] else {})),
         timeout=ctx.params["call_timeout"] or None,
     )
     return {"bytes": len(m.data or b"")}

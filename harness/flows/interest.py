@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StreamConfig
 
-from harness.flows import Names, flow
+from harness.flows import Names, compat, flow
 
 GROUP = "workers"
 
@@ -60,11 +60,12 @@ async def ack_async(ctx: Any) -> dict:
         await msg.ack()  # fire and forget: a reply is never awaited
 
     subs = [await ctx.js.subscribe(f"{ctx.names.subject}.>", queue=durable, durable=durable, cb=on_push, manual_ack=True,
-                                   flow_control=True, idle_heartbeat=1.0, pending_msgs_limit=-1, pending_bytes_limit=-1)
+                                   flow_control=True, idle_heartbeat=1.0,
+                                   **compat.supported(ctx.js.subscribe, pending_msgs_limit=-1, pending_bytes_limit=-1))
             for _ in range(2)]
 
     async def worker(d: str) -> None:
-        psub = await ctx.js.pull_subscribe_bind(durable=d, stream=ctx.names.stream)
+        psub = await compat.pull_bind(ctx.js, durable=d, stream=ctx.names.stream, subject=f"{ctx.names.subject}.>")
         try:
             while not stop.is_set():
                 try:

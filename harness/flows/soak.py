@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 
-from harness.flows import IntegrityError, Names, flow
+from harness.flows import IntegrityError, Names, compat, flow
 
 
 async def _prepare_nak_stream(js: Any, names: Names, params: Mapping[str, Any]) -> None:
@@ -34,7 +34,7 @@ async def nak_delay(ctx: Any) -> dict:
     subject = f"{ctx.names.subject}.m"
     for i in range(ctx.params["count"]):
         await ctx.js.publish(subject, f"m{i}".encode())
-    sub = await ctx.js.pull_subscribe_bind(durable=ctx.names.consumer, stream=ctx.names.stream)
+    sub = await compat.pull_bind(ctx.js, durable=ctx.names.consumer, stream=ctx.names.stream, subject=f"{ctx.names.subject}.>")
     got = 0
     try:
         while got < ctx.params["count"]:
@@ -64,6 +64,7 @@ async def _prepare_object(js: Any, names: Names, params: Mapping[str, Any]) -> N
     prepare=_prepare_object,
     defaults={"size": 65_536, "call_timeout": 10.0},
     consumer_stream="object",
+    requires=("nats.js.JetStreamContext.object_store",),
 )
 async def objectstore_get(ctx: Any) -> dict:
     """Get the same object again (each get runs an ordered consumer of its own)."""
@@ -115,7 +116,7 @@ async def _prepare_empty(js: Any, names: Names, params: Mapping[str, Any]) -> No
 )
 async def fetch_empty(ctx: Any) -> dict:
     """Fetch with a short timeout from an empty stream, `fetches` times (each one times out)."""
-    sub = await ctx.js.pull_subscribe_bind(durable=ctx.names.consumer, stream=ctx.names.stream)
+    sub = await compat.pull_bind(ctx.js, durable=ctx.names.consumer, stream=ctx.names.stream, subject=f"{ctx.names.subject}.>")
     timeouts = 0
     try:
         for _ in range(ctx.params["fetches"]):

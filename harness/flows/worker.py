@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from harness.flows import flow
+from harness.flows import compat, flow
 from harness.flows.next import prepare_stream_with_durable, tally
 
 
@@ -27,7 +27,7 @@ async def pull_worker(ctx: Any) -> dict:
     its way, and the server's answer arrives during the back-off — a reply for a pull the
     client no longer waits on (the path of KI-007).
     """
-    sub = await ctx.js.pull_subscribe_bind(durable=ctx.names.consumer, stream=ctx.names.stream)
+    sub = await compat.pull_bind(ctx.js, durable=ctx.names.consumer, stream=ctx.names.stream, subject=f"{ctx.names.subject}.>")
     ctx.track(sub)
     done: list[str] = []
     polls = empty = 0
