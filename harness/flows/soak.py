@@ -28,6 +28,7 @@ async def _prepare_nak_stream(js: Any, names: Names, params: Mapping[str, Any]) 
     triggers=(),
     prepare=_prepare_nak_stream,
     defaults={"count": 20, "nak_delay": 600.0, "fetch_timeout": 1.0},
+    requires=("nats.aio.msg.Msg.nak(delay)",),
 )
 async def nak_delay(ctx: Any) -> dict:
     """Publish `count` messages, fetch them, `nak(delay)` each with a long delay (they stay pending on the server)."""
