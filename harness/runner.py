@@ -7,11 +7,12 @@ a timestamped event on the record instead of an exception that escapes.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import random
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from harness import faults, triggers
 from harness.agent.runner_side import AgentError, AgentPool, AgentProcess
@@ -99,6 +100,9 @@ class Record:
     replay: str = ""
     # Per-round series of a soak, by name: {"memory": MemorySeries.to_json()} (for the report's plots)
     series: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # The scenario's named steps (prepare, flow, end, checks after the flow, close, checks after
+    # close): start and end on the record's clock, and each one's inherent share and overhead.
+    phases: tuple[dict[str, Any], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -122,7 +126,8 @@ class RunContext:
         self.object_stream = stream_for(spec, names)
         self.t0 = time.monotonic()
         self.timeline: list[dict[str, Any]] = []
-        self.inherent = 0.0
+        self.inherent = 0.0  # seconds spent waiting on the client, the server or a fault: not overhead
+        self.phases: list[dict[str, Any]] = []  # the scenario's named steps, as they ended
         self.injected_at = 0.0
         self.server_was_running_at_inject = True
         self.action_result: dict[str, Any] | None = None
@@ -151,8 +156,31 @@ class RunContext:
     def wait(self, seconds: float) -> None:
         """An inherent wait (fault hold): counted apart from harness overhead."""
         if seconds > 0:
-            time.sleep(seconds)
-            self.inherent += seconds
+            with self.waiting():
+                time.sleep(seconds)
+
+    @contextlib.contextmanager
+    def waiting(self) -> Iterator[None]:
+        """Time in this block is inherent: spent waiting on the client, the server or a fault
+        (a trigger, the flow's end, evidence probes, a gc in the agent), not harness overhead."""
+        t = time.monotonic()
+        try:
+            yield
+        finally:
+            self.inherent += time.monotonic() - t
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """One named step of the scenario: its start, end and inherent share go on the record
+        (chaostoolkit's journal of steps), whatever happens inside."""
+        t, inherent = time.monotonic(), self.inherent
+        try:
+            yield
+        finally:
+            end = time.monotonic()
+            self.phases.append({"name": name, "start": round(t - self.t0, 4), "end": round(end - self.t0, 4),
+                                "inherent": round(self.inherent - inherent, 4),
+                                "overhead": round(end - t - (self.inherent - inherent), 4)})
 
     # -- Sources: what check steps read -------------------------------------------------
     def add_inherent(self, seconds: float) -> None:
@@ -189,7 +217,7 @@ class RunContext:
         """`settle` within the leak grace; time spent waiting on a leaky case is inherent."""
         t = time.monotonic()
         out = settle(probe, t + (self.settings.leak_grace if grace is None else grace))
-        if out:
+        if out:  # only a leaky case waits out its grace
             self.inherent += time.monotonic() - t
         return out
 
@@ -237,9 +265,8 @@ class RunContext:
         self.action_thread.start()
         self.event("action issued", name=name)
         # A plain drain answers in milliseconds: wait a moment so its evidence is its result.
-        t = time.monotonic()
-        self.action_thread.join(0.5)
-        self.inherent += time.monotonic() - t
+        with self.waiting():
+            self.action_thread.join(0.5)
 
 
 class Runner:
@@ -317,17 +344,39 @@ class Runner:
             timings={"wall": round(wall, 4), "inherent": round(rc.inherent, 4), "overhead": round(wall - rc.inherent, 4)},
             replay=replay if verdict not in ("passed", "not_applicable") else "",
             series={"memory": MemorySeries.from_samples(rc.samples).to_json()} if rc.samples else {},
+            phases=tuple(rc.phases),
         )
 
     def _run(self, rc: RunContext) -> tuple[list[Finding], str]:
-        sc, st = rc.scenario, self.settings
+        """The scenario's named steps, each timed on the record (`Record.phases`)."""
+        sc = rc.scenario
         if sc.client:
             rc.event("client options", **sc.client)
         fault = faults.resolve(sc.fault)
         trig = triggers.TRIGGERS.get(sc.trigger) if fault else None
-        env, obs = self.env, self.observer
-        needs = checks.needed(sc.checks)
+        with rc.phase("prepare"):
+            self._prepare(rc, fault)
+        with rc.phase("flow"):
+            inconclusive, terminal_at, deadline, mark = self._flow(rc, fault, trig)
+        with rc.phase("end"):
+            answering = self._await_end(rc, terminal_at, deadline, mark)
+        if not answering:
+            # The loop itself is blocked: nothing more can be asked of this agent; only the
+            # steps that read the runner's own records run.
+            with rc.phase("checks"):
+                return self._checks(rc, AFTER_FLOW, agent_answers=False) + self._checks(rc, AFTER_CLOSE, agent_answers=False), inconclusive
+        with rc.phase("checks after the flow"):
+            findings = self._checks(rc, AFTER_FLOW)  # the connection still open
+        with rc.phase("close"):
+            self._close(rc)
+        with rc.phase("checks after close"):  # nothing of the client may remain
+            findings += self._checks(rc, AFTER_CLOSE)
+        return findings, inconclusive
 
+    def _prepare(self, rc: RunContext, fault: Any) -> None:
+        """Isolated names and what the flow needs, an agent (or: not applicable), baselines, connect."""
+        sc, env, obs = rc.scenario, self.env, self.observer
+        needs = checks.needed(sc.checks)
         env.reset_proxy()
         obs.prepare(rc.spec, rc.names, dict(sc.params))
         base_consumers = frozenset(obs.consumers(rc.object_stream))
@@ -346,6 +395,14 @@ class Runner:
         rc.cid = base.conn.cid
         rc.baseline = Baseline(pre_connect_tasks=pre_connect_tasks, tasks=frozenset(t.id for t in base.tasks),
                                sids=frozenset(s.sid for s in base.subs), consumers=base_consumers, fds=fds_before)
+
+    def _flow(self, rc: RunContext, fault: Any, trig: triggers.Trigger | None) -> tuple[str, float | None, float, int]:
+        """Start the flow (a soak's rounds first); wait for the trigger, inject, hold, heal.
+
+        Returns why the scenario is inconclusive, the terminal event's time, the flow's
+        deadline and the event index its outcome is waited for from.
+        """
+        sc, st, env, agent = rc.scenario, self.settings, self.env, rc.agent
         if trig is not None and trig.arm is not None:
             trig.arm(rc)
         paced = trig is not None and trig.paced
@@ -371,38 +428,45 @@ class Runner:
             # The link is paced only while the trigger waits: never into the checks, whatever failed.
             if paced:
                 self._remove_toxic_if_present(triggers.PACING)
+        return inconclusive, terminal_at, deadline, mark
 
-        # The flow's own terminal event once it has everything (e.g. unsubscribe for an iterator).
-        t = time.monotonic()
-        # (Judged while the fault held: the terminal event is past, no finish hook is waited for.)
-        if not rc.held_judged and self._wait_blocked_after_received(rc, deadline):
-            finish_at = time.monotonic()
-            try:
-                r = agent.request("finish", timeout=st.stuck_after)
-                if r.get("hooks"):
-                    rc.event("finish: flow's terminal action run", errors=r.get("hook_errors"))
+    def _await_end(self, rc: RunContext, terminal_at: float | None, deadline: float, mark: int) -> bool:
+        """The flow's own terminal action, then wait for its outcome up to the stuck bound (or its
+        deadline); record what is still pending and a client action that did not return.
+
+        Returns False when the agent stopped answering (its loop is blocked).
+        """
+        sc, st, agent = rc.scenario, self.settings, rc.agent
+        with rc.waiting():
+            # The flow's own terminal event once it has everything (e.g. unsubscribe for an iterator).
+            # (Judged while the fault held: the terminal event is past, no finish hook is waited for.)
+            if not rc.held_judged and self._wait_blocked_after_received(rc, deadline):
+                finish_at = time.monotonic()
+                try:
+                    r = agent.request("finish", timeout=st.stuck_after)
+                    if r.get("hooks"):
+                        rc.event("finish: flow's terminal action run", errors=r.get("hook_errors"))
+                        terminal_at = terminal_at or finish_at
+                except AgentError as e:
+                    if not agent.alive() or agent.loop_blocked() or "did not answer" not in e.summary:
+                        raise
+                    # The client hangs inside the flow's own terminal action (e.g. unsubscribe):
+                    # the client's doing, held to the same bound as any pending call.
+                    rc.end(hung_finish=e.summary)
                     terminal_at = terminal_at or finish_at
-            except AgentError as e:
-                if not agent.alive() or agent.loop_blocked() or "did not answer" not in e.summary:
-                    raise
-                # The client hangs inside the flow's own terminal action (e.g. unsubscribe):
-                # the client's doing, held to the same bound as any pending call.
-                rc.end(hung_finish=e.summary)
-                terminal_at = terminal_at or finish_at
-                rc.event("finish: flow's terminal action did not return", error=e.summary)
-        own = agent.find_event(lambda e: e.get("ev") == "terminal")  # the flow's own (e.g. a worker's shutdown)
-        if own is not None and terminal_at is None:
-            terminal_at = own["at"]
-            rc.event("the flow's own terminal event", label=own.get("label"))
-        limit = deadline if terminal_at is None else min(deadline, terminal_at + st.stuck_after)
-        if terminal_at is not None:  # on the timeline at the moment it happened (the report draws it)
-            rc.timeline.append({"t": round(terminal_at - rc.t0, 4), "source": "runner", "what": "terminal event"})
-        judged = rc.held_judged
-        if judged:  # the heal ends the fault: what is still pending `stuck_after` later is judged again
-            limit = min(deadline, time.monotonic() + st.stuck_after)
-        outcome = agent.wait_event(lambda e: e.get("ev") == "outcome", max(limit - time.monotonic(), 0), start=mark)
+                    rc.event("finish: flow's terminal action did not return", error=e.summary)
+            own = agent.find_event(lambda e: e.get("ev") == "terminal")  # the flow's own (e.g. a worker's shutdown)
+            if own is not None and terminal_at is None:
+                terminal_at = own["at"]
+                rc.event("the flow's own terminal event", label=own.get("label"))
+            limit = deadline if terminal_at is None else min(deadline, terminal_at + st.stuck_after)
+            if terminal_at is not None:  # on the timeline at the moment it happened (the report draws it)
+                rc.timeline.append({"t": round(terminal_at - rc.t0, 4), "source": "runner", "what": "terminal event"})
+            judged = rc.held_judged
+            if judged:  # the heal ends the fault: what is still pending `stuck_after` later is judged again
+                limit = min(deadline, time.monotonic() + st.stuck_after)
+            outcome = agent.wait_event(lambda e: e.get("ev") == "outcome", max(limit - time.monotonic(), 0), start=mark)
         rc.outcome = outcome
-        rc.inherent += time.monotonic() - t
         if sc.is_soak and outcome is not None and outcome.get("status") == "ok":
             rc.samples.append(self._sample(rc))  # after the last round
         if outcome is None:
@@ -414,36 +478,34 @@ class Runner:
                 else:  # judged while the fault held; still pending with the fault gone is a second symptom
                     snap = rc.snapshot()
                     if snap.pending:
-                        rc.end(after_heal=snap, after_heal_cpu_busy=agent.cpu_busy(), after_heal_stacks=rc.stacks())
-                        rc.inherent += 0.3
+                        with rc.waiting():  # cpu_busy measures over 0.3 s
+                            busy = agent.cpu_busy()
+                        rc.end(after_heal=snap, after_heal_cpu_busy=busy, after_heal_stacks=rc.stacks())
                 agent.request("cancel_flow", timeout=5)
             except AgentError as e:
                 if not agent.alive() or "did not answer" not in e.summary:
                     raise
-                # The loop itself is blocked: nothing more can be asked of this agent; only the
-                # steps that read the runner's own records run.
                 rc.event("agent unresponsive", error=e.summary)
                 rc.end(unresponsive=e.summary)
-                return self._checks(rc, AFTER_FLOW, agent_answers=False) + self._checks(rc, AFTER_CLOSE, agent_answers=False), inconclusive
+                return False
         if rc.flow_end.hung_finish:
             rc.end(hung_finish_stacks=rc.stacks())
         if rc.action_thread is not None and not judged:
             # The drain itself must end once the fault is healed, like any pending call.
-            t = time.monotonic()  # an inherent wait: the stuck bound the drain is held to
-            rc.action_thread.join(max((terminal_at or time.monotonic()) + st.stuck_after - time.monotonic(), 0))
-            rc.inherent += time.monotonic() - t
+            with rc.waiting():  # the stuck bound the drain is held to
+                rc.action_thread.join(max((terminal_at or time.monotonic()) + st.stuck_after - time.monotonic(), 0))
             if rc.action_thread.is_alive():
                 rc.end(unfinished_action=rc.action_name, action_stacks=rc.stacks())
+        return True
 
-        findings = self._checks(rc, AFTER_FLOW)  # the connection still open
-        # -- close, then nothing of the client may remain ----------------------------------
+    def _close(self, rc: RunContext) -> None:
+        """Close the client's connection (the after-close checks then look for what is left)."""
         self._note_cid(rc)
         try:
-            agent.request("close", timeout=6)
+            rc.agent.request("close", timeout=6)
             rc.event("client closed")
         except AgentError as e:
             rc.end(close_error=e.summary, close_stacks=rc.stacks())
-        return findings + self._checks(rc, AFTER_CLOSE), inconclusive
 
     def _soak(self, rc: RunContext, start: Callable[[], None]) -> tuple[int, bool]:
         """A soak: every round but the last started, awaited and sampled (the last is the
@@ -462,9 +524,8 @@ class Runner:
                 break
             mark = len(agent.events)
             start()
-            t = time.monotonic()
-            ev = agent.wait_event(lambda e: e.get("ev") == "outcome", sc.timeout, start=mark)
-            rc.inherent += time.monotonic() - t
+            with rc.waiting():
+                ev = agent.wait_event(lambda e: e.get("ev") == "outcome", sc.timeout, start=mark)
             if ev is None or ev.get("status") != "ok":
                 rc.event("soak stopped", round=done + 1, status=(ev or {}).get("status", "no outcome"))
                 return mark, False
@@ -478,13 +539,12 @@ class Runner:
     def _sample(self, rc: RunContext, start_tracing: bool = False) -> dict[str, Any]:
         """One round's memory sample: the agent's (managed memory, tasks, subscriptions, RSS)
         and the server's (its memory, the flow's consumers' ack-pending and redelivered)."""
-        t = time.monotonic()
-        agent_side = rc.agent.request("memory", timeout=10, start_tracing=start_tracing)
-        cons = rc.consumers().values()
-        out = {k: agent_side[k] for k in ("traced", "objects", "tasks", "subs", "rss")}
-        out.update(server_mem=self.observer.varz().get("mem", 0),
-                   ack_pending=sum(c["num_ack_pending"] for c in cons), redelivered=sum(c["num_redelivered"] for c in cons))
-        rc.inherent += time.monotonic() - t  # a full gc.collect() in the agent is the measurement, not overhead
+        with rc.waiting():  # a full gc.collect() in the agent is the measurement, not overhead
+            agent_side = rc.agent.request("memory", timeout=10, start_tracing=start_tracing)
+            cons = rc.consumers().values()
+            out = {k: agent_side[k] for k in ("traced", "objects", "tasks", "subs", "rss")}
+            out.update(server_mem=self.observer.varz().get("mem", 0),
+                       ack_pending=sum(c["num_ack_pending"] for c in cons), redelivered=sum(c["num_redelivered"] for c in cons))
         return out
 
     def _checks(self, rc: RunContext, phase: str, agent_answers: bool = True) -> list[Finding]:
@@ -513,9 +573,8 @@ class Runner:
         """
         sc, env, agent = rc.scenario, self.env, rc.agent
         inconclusive, terminal_at = "", None
-        t = time.monotonic()
-        fired = self._wait_trigger(rc, trig, deadline)
-        rc.inherent += time.monotonic() - t
+        with rc.waiting():
+            fired = self._wait_trigger(rc, trig, deadline)
         if not fired:
             rc.event("trigger missed")
             return f"trigger '{sc.trigger}' never fired (flow ended or deadline passed first)", None
@@ -544,9 +603,8 @@ class Runner:
                 rc.wait(terminal_at + self.settings.stuck_after - time.monotonic())
                 self._stuck_while_held(rc)
             rc.wait(hold_end - time.monotonic())
-            t = time.monotonic()
-            ok, text = fault.evidence(rc)
-            rc.inherent += time.monotonic() - t  # evidence probes wait on purpose (e.g. an unanswered handshake)
+            with rc.waiting():  # evidence probes wait on purpose (e.g. an unanswered handshake)
+                ok, text = fault.evidence(rc)
             rc.event("evidence", ok=ok, text=text)
             if not ok:
                 inconclusive = f"no evidence the fault took effect: {text}"
@@ -610,8 +668,8 @@ class Runner:
     def _stuck(self, rc: RunContext, terminal_at: float | None) -> None:
         """The flow is still pending at its bound: record the evidence for the iterators check."""
         snap = rc.snapshot()
-        busy = rc.agent.cpu_busy()
-        rc.inherent += 0.3
+        with rc.waiting():  # cpu_busy measures the agent over 0.3 s
+            busy = rc.agent.cpu_busy()
         after = "the terminal event" if terminal_at else "the flow's deadline"
         rc.end(stuck=snap, stuck_cpu_busy=busy, stuck_after=after, stuck_stacks=rc.stacks())
         rc.event("stuck", pending=[p.label for p in snap.pending], cpu_busy=busy)

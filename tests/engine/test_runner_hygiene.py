@@ -73,3 +73,22 @@ def test_consumer_checks_wait_for_the_server_to_see_what_the_client_sent(runner:
         monkeypatch.undo()
         env.reset_proxy()
     assert rec.verdict == "passed", [(f.summary, f.evidence) for f in rec.findings]
+
+
+def test_a_record_times_its_named_steps_and_they_add_up(runner: Runner, tmp_path: Path) -> None:
+    # The journal of steps: every scenario records prepare, flow, end, the two check phases and
+    # close, in order, each with its inherent share; together they are the scenario's time.
+    p = tmp_path / "steps.yaml"
+    p.write_text("matrix:\n  - name: s\n    flows: [next.fetch]\n    faults: [none, stall.bandwidth0]\n    triggers: [waiting]\n")
+    for sc in load_file(p):
+        rec = runner.run(sc)
+        assert rec.verdict == "passed", (sc.id, rec.reason, [f.summary for f in rec.findings])
+        names = [ph["name"] for ph in rec.phases]
+        assert names == ["prepare", "flow", "end", "checks after the flow", "close", "checks after close"], names
+        starts = [ph["start"] for ph in rec.phases]
+        assert starts == sorted(starts) and all(ph["end"] >= ph["start"] for ph in rec.phases)
+        assert sum(ph["inherent"] for ph in rec.phases) <= rec.timings["inherent"] + 1e-3
+        assert abs(sum(ph["inherent"] + ph["overhead"] for ph in rec.phases) - rec.timings["wall"]) < 0.5
+        flow = next(ph for ph in rec.phases if ph["name"] == "flow")
+        if not sc.is_control:  # the 1.5 s hold is inherent time of the flow step
+            assert flow["inherent"] >= sc.hold, flow
