@@ -17,7 +17,7 @@ from pathlib import Path
 from harness import bisect as bis
 from harness import matrix as mx
 from harness.cli import command
-from harness.errors import EXIT_CLEAN, EXIT_FINDINGS
+from harness.errors import EXIT_CLEAN
 from harness.scenario import resolve_seed
 from harness.targets import implementation, parse_client
 from harness.targets.resolve import resolve_target
@@ -125,7 +125,7 @@ def cmd_bisect(args: argparse.Namespace) -> int:
                                                  "steps": [vars(s) for s in res.steps],
                                                  "first_turned": vars(res.first_turned), "last_same": vars(res.last_same)},
                                                 indent=2))
-    return EXIT_CLEAN if res.first_turned else EXIT_FINDINGS
+    return EXIT_CLEAN  # found; no turn between the ends is a BisectError (exit 2)
 
 
 def _node_id(scenario_id: str, paths: list[str]) -> str:

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Sequence
 
-from harness.errors import EXIT_CLEAN, EXIT_FINDINGS, EXIT_USAGE, HarnessError
+from harness.errors import EXIT_CLEAN, EXIT_FINDINGS, EXIT_USAGE
 
 NOT_CLEAN = ("failed", "inconclusive", "error")
 
@@ -174,7 +174,3 @@ def _slug(text: str) -> str:
 def default_jobs(cells: int) -> int:
     """Cells at once: one per core (a scenario is mostly waiting, but every cell runs two servers)."""
     return max(1, min(cells, os.cpu_count() or 1))
-
-
-class MatrixError(HarnessError):
-    """The matrix could not run (no targets, a cell with no journal)."""
