@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import functools
 import json
 import queue
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -324,15 +326,50 @@ def _hint_from_log(log_path: Path) -> str:
 
 
 # -- run directories and reaping --------------------------------------------------
+#
+# Run directories are shared by every harness process on the machine (xdist workers,
+# a matrix's parallel runs, a second terminal): each one reaps the others' abandoned
+# directories. Two rules keep that safe:
+# 1. a run directory appears under its public name only once its owner is recorded: it
+#    is made under a private name (`.new-…`), owner.pid is written inside, and one
+#    rename(2) publishes both at once;
+# 2. the reaper removes only what is provably abandoned: an owner that is dead (its pid
+#    gone or reused), or no owner record at all and untouched for ABANDONED_AFTER. A
+#    reaper first claims a directory by renaming it (`.reap-…`): of two reapers, one wins
+#    and the other moves on; nothing vanishes under a reaper's feet.
+
+STAGING = ".new-"
+CLAIMED = ".reap-"
+# A directory without a readable owner is left alone this long: the owner may be between
+# mkdtemp and writing owner.pid (staging), or in the middle of removing it (rmtree).
+ABANDONED_AFTER = 60.0
 
 
 def new_rundir(prefix: str) -> Path:
-    """A fresh run directory owned by this process (owner.pid records who owns it)."""
+    """A fresh run directory owned by this process (owner.pid records who owns it).
+
+    It is published by rename with its owner.pid already inside: no reaper ever sees it
+    without an owner.
+    """
     reap_stale_runs()
-    d = Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir=runs_root()))
-    me = psutil.Process()
-    (d / "owner.pid").write_text(json.dumps({"pid": me.pid, "create_time": me.create_time()}))
-    return d
+    root = runs_root()
+    staging = Path(tempfile.mkdtemp(prefix=f"{STAGING}{prefix}-", dir=root))
+    try:
+        me = psutil.Process()
+        (staging / "owner.pid").write_text(json.dumps({"pid": me.pid, "create_time": me.create_time()}))
+        while True:
+            final = root / f"{prefix}-{secrets.token_hex(6)}"
+            try:
+                # rename(2) replaces an *empty* directory; every published one holds owner.pid,
+                # so a clash fails (ENOTEMPTY) and another name is drawn
+                os.rename(staging, final)
+                return final
+            except OSError as e:
+                if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 def _pidfile_process(path: Path) -> psutil.Process | None:
@@ -352,30 +389,75 @@ def _pidfile_process(path: Path) -> psutil.Process | None:
 
 
 def reap_stale_runs() -> list[int]:
-    """End the servers of earlier runs whose owner died (e.g. SIGKILL); returns the pids ended."""
+    """End the servers of earlier runs whose owner died (e.g. SIGKILL); returns the pids ended.
+
+    Safe while every other harness process does the same, and while owners create and
+    remove their own directories (the rules above).
+    """
     ended: list[int] = []
     root = runs_root()
-    for d in sorted(root.iterdir()):
-        if not d.is_dir():
-            continue
-        owner = d / "owner.pid"
-        if not owner.exists():
-            # mkdtemp happens before owner.pid is written: leave very young dirs alone
-            if time.time() - d.stat().st_mtime < 60:
+    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+        d = Path(entry.path)
+        try:
+            if not entry.is_dir(follow_symlinks=False) or not _abandoned(d):
                 continue
-        elif _pidfile_process(owner) is not None:
-            continue  # owner alive: its run, its business
-        for pf in d.glob("*.pid"):
-            if pf.name == "owner.pid":
+        except FileNotFoundError:
+            continue  # removed meanwhile, by its owner or another reaper
+        if not entry.name.startswith(CLAIMED):
+            claim = root / f"{CLAIMED}{entry.name.removeprefix(STAGING)}-{secrets.token_hex(3)}"
+            try:
+                os.rename(d, claim)  # exclusive: the loser gets ENOENT
+            except FileNotFoundError:
                 continue
-            p = _pidfile_process(pf)
-            if p is not None:
-                with contextlib.suppress(psutil.Error):
-                    p.resume()  # a paused server cannot act on signals other than KILL
-                    p.kill()
-                    p.wait(5)
-                    ended.append(p.pid)
+            d = claim
+        ended += _end_servers(d)
         shutil.rmtree(d, ignore_errors=True)
+    return ended
+
+
+def _abandoned(d: Path) -> bool:
+    """True if run directory `d` is provably nobody's: its owner is dead, or it has no
+    owner record and nobody has touched it for ABANDONED_AFTER."""
+    if d.name.startswith(CLAIMED):
+        # a reaper removes what it claimed within seconds: one left this long is a dead reaper's
+        return _idle_for(d) >= ABANDONED_AFTER
+    owner = d / "owner.pid"
+    try:
+        rec = json.loads(owner.read_text())
+        pid, create_time = int(rec["pid"]), float(rec["create_time"])
+    except FileNotFoundError:
+        # staging before owner.pid is written, or an owner in the middle of removing it
+        return _idle_for(d) >= ABANDONED_AFTER
+    except (OSError, ValueError, KeyError, TypeError):
+        return _idle_for(d) >= ABANDONED_AFTER  # half-written or corrupt: proves nothing
+    try:
+        p = psutil.Process(pid)
+        return abs(p.create_time() - create_time) > 0.01 or p.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.Error:
+        return False  # there, but not ours to inspect: not proof that it is dead
+
+
+def _idle_for(d: Path) -> float:
+    """Seconds since `d` last changed: ctime moves with renames too, so a fresh claim is young."""
+    st = d.stat()
+    return time.time() - max(st.st_mtime, st.st_ctime)
+
+
+def _end_servers(d: Path) -> list[int]:
+    """Kill the live processes named by the pid files in `d` (but its owner's); the pids ended."""
+    ended = []
+    for pf in sorted(d.glob("*.pid")):
+        if pf.name == "owner.pid":
+            continue
+        p = _pidfile_process(pf)
+        if p is not None:
+            with contextlib.suppress(psutil.Error):
+                p.resume()  # a paused server cannot act on signals other than KILL
+                p.kill()
+                p.wait(5)
+                ended.append(p.pid)
     return ended
 
 
