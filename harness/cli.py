@@ -40,6 +40,7 @@ LOCK_NAME = "env-up.lock"
 LOG_NAME = "env-up.log"
 STATE_VERSION = 1
 DETACH_TIMEOUT = 30.0  # how long `up --detach` waits for the background env to be ready
+DETACH_TIMEOUT_COMPOSE = 330.0  # `compose up` may pull images first (UP_TIMEOUT + readiness)
 DOWN_TIMEOUT = 15.0  # how long `down` waits before escalating to SIGKILL
 
 # -- the command registry ------------------------------------------------------------
@@ -164,6 +165,7 @@ class EnvState:
     password: str = dataclasses.field(repr=False)
     rundir: str | None = None
     servers: tuple[dict[str, Any], ...] = ()  # {"name", "pid", "create_time"}
+    project: str | None = None  # the compose project (compose backend)
     describe: str = ""
 
     def to_json(self) -> str:
@@ -296,6 +298,18 @@ def _register_env(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") ->
     _add_env_options(check)
     check.set_defaults(func=cmd_env_check)
 
+    images = env_sub.add_parser(
+        "images", help="compose: build the local FROM-scratch nats and toxiproxy images (needs Go and a Docker API)"
+    )
+    images.add_argument("--exports", action="store_true", help="print `export NATS_IMAGE=...` lines for a shell")
+    images.set_defaults(func=cmd_env_images)
+
+    reap = env_sub.add_parser(
+        "reap", help="remove what harness runs that died left behind (exit 1 if there was anything)"
+    )
+    reap.add_argument("--env", dest="backend", choices=BACKENDS, default="local", help="environment backend")
+    reap.set_defaults(func=cmd_env_reap)
+
 
 def _add_env_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--env", dest="backend", choices=BACKENDS, default="local", help="environment backend")
@@ -307,6 +321,10 @@ def _add_env_options(p: argparse.ArgumentParser) -> None:
     ):
         p.add_argument(f"--{opt}", type=_port, metavar="N", help=f"{what} (default: a free port)")
     p.add_argument("--ready-timeout", type=float, metavar="S", help="seconds to wait for readiness")
+    p.add_argument("--project", metavar="NAME", help="compose project name (compose only; default: nats-chaos-<random>)")
+
+
+ENV_OPTIONS = ("nats_port", "monitor_port", "api_port", "proxy_port", "ready_timeout", "project")
 
 
 def _port(text: str) -> int:
@@ -320,15 +338,9 @@ def _port(text: str) -> int:
 
 
 def _make_env(args: argparse.Namespace) -> Environment:
-    kwargs: dict[str, Any] = {}
-    for key in ("nats_port", "monitor_port", "api_port", "proxy_port", "ready_timeout"):
-        if getattr(args, key, None) is not None:
-            kwargs[key] = getattr(args, key)
-    if args.backend != "local" and kwargs:
-        raise EnvError(
-            f"--{next(iter(kwargs)).replace('_', '-')} applies to the local backend only",
-            hint=f"the {args.backend} backend sets its own ports",
-        )
+    kwargs = {key: getattr(args, key) for key in ENV_OPTIONS if getattr(args, key, None) is not None}
+    if args.backend != "compose" and "project" in kwargs:
+        raise EnvError("--project applies to the compose backend only", hint="leave it out, or add --env compose")
     return make_environment(args.backend, **kwargs)
 
 
@@ -359,6 +371,7 @@ def _up_foreground(args: argparse.Namespace) -> int:
             password=env.credentials.password,
             rundir=str(getattr(env, "rundir", None) or "") or None,
             servers=_server_processes(env),
+            project=getattr(env, "project", None),
             describe=env.describe(),
         )
         path = _write_state(state)
@@ -410,7 +423,7 @@ def _up_detached(args: argparse.Namespace) -> int:
         find_binary("NATS_SERVER_BIN", ["nats-server"], NATS_HOW)
         find_binary("TOXIPROXY_BIN", ["toxiproxy-server", "toxiproxy"], TOXI_HOW)
     argv = [sys.executable, "-m", "harness.cli", "env", "up", "--detached-child", "--env", args.backend]
-    for key in ("nats_port", "monitor_port", "api_port", "proxy_port", "ready_timeout"):
+    for key in ENV_OPTIONS:
         if getattr(args, key, None) is not None:
             argv += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
     logf = log_path()
@@ -420,7 +433,8 @@ def _up_detached(args: argparse.Namespace) -> int:
         )
     ready = False
     try:
-        deadline = time.monotonic() + DETACH_TIMEOUT
+        limit = DETACH_TIMEOUT_COMPOSE if args.backend == "compose" else DETACH_TIMEOUT
+        deadline = time.monotonic() + limit
         delay = 0.005
         while True:
             if child.poll() is not None:
@@ -431,7 +445,7 @@ def _up_detached(args: argparse.Namespace) -> int:
                 break
             if time.monotonic() > deadline:
                 raise EnvError(
-                    f"background `harness env up` not ready after {DETACH_TIMEOUT:.0f}s",
+                    f"background `harness env up` not ready after {limit:.0f}s",
                     evidence=f"last lines of {logf}:\n{tail(logf, 20)}",
                     hint="run `harness env up` in the foreground to see what happens",
                 )
@@ -523,6 +537,15 @@ def cmd_env_down(args: argparse.Namespace) -> int:
             evidence="\n".join(f"pid {p.pid}" for p in alive),
             hint="check them with `ps`; they may be stuck in the kernel",
         )
+    if owner is None and st.project:  # the owner died without `compose down`: remove its stack
+        from harness.env.compose import docker_client, remove_project
+
+        left = remove_project(docker_client(), st.project)
+        if left:
+            raise EnvError(
+                f"compose project {st.project}: could not remove {', '.join(left)}",
+                hint=f"inspect with `docker ps -a --filter label=com.docker.compose.project={st.project}`",
+            )
     with contextlib.suppress(FileNotFoundError):
         state_path().unlink()
     if st.rundir and Path(st.rundir).exists():
@@ -551,6 +574,34 @@ def _wait_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Proce
         delay = min(delay * 2, 0.1)
         alive = [p for p in alive if not _gone(p)]
     return alive
+
+
+def cmd_env_images(args: argparse.Namespace) -> int:
+    """Build the compose backend's local images; print their tags (or shell exports)."""
+    from harness.env.compose import build_images
+
+    for key, tag in build_images().items():
+        print(f"export {key}={tag}" if args.exports else f"built {tag}  ({key})")
+    return EXIT_CLEAN
+
+
+def cmd_env_reap(args: argparse.Namespace) -> int:
+    """Remove the servers / compose stacks of runs whose owner died; exit 1 if any were found."""
+    if args.backend == "compose":
+        from harness.env.compose import docker_client, reap_stale_projects
+
+        client = docker_client()
+        try:
+            reaped = [f"compose project {p}" for p in reap_stale_projects(client)]
+        finally:
+            client.close()
+    else:
+        from harness.env.process import reap_stale_runs
+
+        reaped = [f"process {pid}" for pid in reap_stale_runs()]
+    for what in reaped:
+        print(f"reaped {what} (its owner is gone)")
+    return EXIT_FINDINGS if reaped else EXIT_CLEAN
 
 
 def cmd_env_check(args: argparse.Namespace) -> int:

@@ -6,6 +6,10 @@
 #   compose-stack.sh down     take it down (and the podman service, if `up` started it)
 #   compose-stack.sh test     run tests/compose against real stacks, then clean up everything
 #
+# The stack itself is `harness env up --env compose --detach` (a background harness process
+# holds it; `harness env down` ends both), images are `harness env images`, leftovers of
+# dead runs `harness env reap --env compose`.
+#
 # The Docker API: $DOCKER_HOST, else Docker's socket, else a podman service started here
 # (scripts/podman-service.sh). On podman the images are always the local builds (nothing is
 # pulled); on Docker they are the official ones unless you built the local ones or set
@@ -13,6 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
+HARNESS=.venv/bin/harness
 STATE=.run/compose
 UP_MARK=$STATE/podman-started-by-up
 TEST_TIMEOUT=${COMPOSE_TEST_TIMEOUT:-600}
@@ -46,7 +51,7 @@ on_podman() {
 # On podman nothing can be pulled: build the local images and use them.
 images_if_podman() {
   if on_podman || [ "${COMPOSE_IMAGES:-}" = local ]; then
-    eval "$("$PY" -m harness.env.compose images --env)"
+    eval "$("$HARNESS" env images --exports)"
     say "images: $NATS_IMAGE, $TOXIPROXY_IMAGE"
   fi
 }
@@ -59,12 +64,19 @@ case "${1:-}" in
   images)
     use_api
     trap stop_podman_if_started EXIT
-    "$PY" -m harness.env.compose images
+    "$HARNESS" env images
     ;;
   up)
     use_api
     images_if_podman
-    if ! "$PY" -m harness.env.compose up --project "${COMPOSE_PROJECT:-nats-chaos}"; then
+    # Fixed ports if asked (e.g. `make compose-up CHAOS_PROXY_PORT=4222`), else free ones.
+    ports=()
+    for pair in proxy-port:CHAOS_PROXY_PORT nats-port:CHAOS_NATS_PORT monitor-port:CHAOS_MONITOR_PORT \
+                api-port:CHAOS_TOXIPROXY_PORT; do
+      var=${pair#*:}
+      if [ -n "${!var:-}" ]; then ports+=("--${pair%%:*}" "${!var}"); fi
+    done
+    if ! "$HARNESS" env up --env compose --detach --project "${COMPOSE_PROJECT:-nats-chaos}" "${ports[@]}"; then
       stop_podman_if_started; exit 2
     fi
     [ "$STARTED_PODMAN" = 1 ] && touch "$UP_MARK"
@@ -74,13 +86,15 @@ case "${1:-}" in
     fi
     ;;
   down)
-    if [ -n "$(api_reason)" ]; then
-      say "no Docker API answers: nothing to take down"
-    else
-      "$PY" -m harness.env.compose down --project "${COMPOSE_PROJECT:-nats-chaos}"
-    fi
+    # Only a compose environment: a local `harness env up` is not ours to stop.
+    running=$("$PY" -c 'from harness.cli import read_state; s = read_state(); print(s.backend if s else "")')
+    case "$running" in
+      compose) "$HARNESS" env down ;;
+      "") say "no compose stack of \`make compose-up\` is running: nothing to take down" ;;
+      *) say "the environment \`harness env up\` runs is $running, not compose: left running" ;;
+    esac
     if [ -f "$UP_MARK" ]; then
-      "$PY" -m harness.env.compose reap >&2 || true   # stacks of harness runs that died
+      "$HARNESS" env reap --env compose >&2 || true   # stacks of harness runs that died
       # Refuses (and keeps the mark) while another session's containers still use it.
       bash scripts/podman-service.sh stop && rm -f "$UP_MARK"
     fi
@@ -89,13 +103,13 @@ case "${1:-}" in
     use_api
     trap stop_podman_if_started EXIT
     images_if_podman
-    "$PY" -m harness.env.compose reap >&2 || true   # stacks of earlier runs that died
+    "$HARNESS" env reap --env compose >&2 || true   # stacks of earlier runs that died
     rc=0
     # NATS_CHAOS_REQUIRE_COMPOSE: here a missing Docker API is an error, not a skip.
     NATS_CHAOS_REQUIRE_COMPOSE=1 timeout --kill-after=10 "$TEST_TIMEOUT" \
       "$PY" -m pytest tests/compose -p no:cacheprovider ${ARGS:-} || rc=$?
     # Nothing of the runs may remain: a leftover is a failure (and is removed now).
-    if ! "$PY" -m harness.env.compose reap; then
+    if ! "$HARNESS" env reap --env compose; then
       say "FAIL: compose stacks were left behind (removed now)"
       [ "$rc" = 0 ] && rc=1
     fi
