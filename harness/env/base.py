@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import secrets
 from typing import Any
 
+from harness.errors import EnvError
 from harness.toxiproxy import Toxiproxy
 
 PROXY_NAME = "nats"
+# The loopback ports an environment publishes, by role (Endpoints.on_loopback's keys).
+PORT_ROLES = ("nats", "monitor", "api", "proxy")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,6 +28,13 @@ class Credentials:
 
     def __str__(self) -> str:
         return f"{self.user}:***"
+
+    @classmethod
+    def generate(cls) -> "Credentials":
+        """Fresh per-run credentials. nats-server parses a value from the environment (the
+        compose stack passes them so) like a config value: it must start with a letter and hold
+        only [A-Za-z0-9_-], so both are made of a letter prefix and hex digits."""
+        return cls(user=f"chaos-{secrets.token_hex(4)}", password=f"p{secrets.token_hex(24)}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +66,48 @@ class Environment(abc.ABC):
 
     backend: str = "?"
 
+    def __init__(
+        self,
+        *,
+        nats_port: int | None = None,
+        monitor_port: int | None = None,
+        api_port: int | None = None,
+        proxy_port: int | None = None,
+        ready_timeout: float,
+    ) -> None:
+        """Ports asked for (None: a free one is chosen at start) and the readiness bound."""
+        self._want: dict[str, int | None] = {
+            "nats": nats_port, "monitor": monitor_port, "api": api_port, "proxy": proxy_port,
+        }
+        self.ready_timeout = ready_timeout
+        self._ports: dict[str, int] = {}
+        self._creds = Credentials.generate()
+        self._versions: dict[str, str] = {}
+
+    def _check_asked_ports(self) -> None:
+        """Raise EnvError if a port asked for is asked twice or already in use."""
+        from harness.env.process import port_in_use
+
+        asked = [p for p in self._want.values() if p is not None]
+        if len(asked) != len(set(asked)):
+            raise EnvError(
+                f"the same port is requested twice: {', '.join(f'{k}={v}' for k, v in self._want.items() if v)}",
+                hint="nats, monitor, api and proxy each need a port of their own",
+            )
+        for key, port in self._want.items():
+            if port is not None and port_in_use(port):
+                raise EnvError(
+                    f"port 127.0.0.1:{port} (requested for {key}) is already in use",
+                    hint="pick another port or leave it unset so a free one is chosen",
+                )
+
+    def _claim_ports(self) -> dict[str, int]:
+        """The ports asked for (checked) plus free ones for the rest; the caller binds them at once."""
+        from harness.env.process import free_ports
+
+        self._check_asked_ports()
+        return free_ports(self._want)
+
     # -- lifecycle ---------------------------------------------------------
     @abc.abstractmethod
     def start(self) -> None:
@@ -77,14 +130,21 @@ class Environment(abc.ABC):
 
     # -- accessors ---------------------------------------------------------
     @property
-    @abc.abstractmethod
     def endpoints(self) -> Endpoints:
         """URLs of the running environment."""
+        if not self._ports:
+            raise EnvError("environment not started", hint=f"use it as `with {type(self).__name__}() as env:`")
+        return Endpoints.on_loopback(self._ports)
 
     @property
-    @abc.abstractmethod
     def credentials(self) -> Credentials:
         """The per-run credentials nats-server requires."""
+        return self._creds
+
+    @property
+    def ports(self) -> dict[str, int]:
+        """The loopback ports in use, by role (empty before start)."""
+        return dict(self._ports)
 
     @property
     def client_url(self) -> str:

@@ -9,21 +9,18 @@ from __future__ import annotations
 import functools
 import os
 import re
-import secrets
 import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
 
-from harness.env.base import PROXY_NAME, Credentials, Endpoints, Environment
+from harness.env.base import PROXY_NAME, Environment
 from harness.env.process import (
     ManagedProcess,
     find_binary,
-    free_ports,
     http_ok,
     new_rundir,
-    port_in_use,
     remove_rundir,
     tail,
 )
@@ -102,32 +99,19 @@ class LocalEnvironment(Environment):
         proxy_port: int | None = None,
         ready_timeout: float = READY_TIMEOUT,
     ) -> None:
-        self._want = {"nats": nats_port, "monitor": monitor_port, "api": api_port, "proxy": proxy_port}
-        self.ready_timeout = ready_timeout
+        super().__init__(
+            nats_port=nats_port, monitor_port=monitor_port, api_port=api_port, proxy_port=proxy_port,
+            ready_timeout=ready_timeout,
+        )
         self.rundir: Path | None = None
         self.nats: ManagedProcess | None = None
         self.toxi: ManagedProcess | None = None
-        self._ports: dict[str, int] = {}
-        self._creds = Credentials(user=f"chaos-{secrets.token_hex(4)}", password=secrets.token_urlsafe(24))
-        self._versions: dict[str, str] = {}
 
     # -- lifecycle ---------------------------------------------------------
     def start(self) -> None:
         nats_bin = find_binary("NATS_SERVER_BIN", ["nats-server"], NATS_HOW)
         toxi_bin = find_binary("TOXIPROXY_BIN", ["toxiproxy-server", "toxiproxy"], TOXI_HOW)
-        asked = [p for p in self._want.values() if p is not None]
-        if len(asked) != len(set(asked)):
-            raise EnvError(
-                f"the same port is requested twice: {', '.join(f'{k}={v}' for k, v in self._want.items() if v)}",
-                hint="nats, monitor, api and proxy each need a port of their own",
-            )
-        for key, port in self._want.items():
-            if port is not None and port_in_use(port):
-                raise EnvError(
-                    f"port 127.0.0.1:{port} (requested for {key}) is already in use",
-                    hint="pick another port or leave it unset so a free one is chosen",
-                )
-        self._ports = free_ports(self._want)
+        self._ports = self._claim_ports()
         self.rundir = new_rundir("local")
         store = self.rundir / "jetstream"
         store.mkdir()
@@ -173,16 +157,6 @@ class LocalEnvironment(Environment):
             self.rundir = None
 
     # -- accessors ---------------------------------------------------------
-    @property
-    def endpoints(self) -> Endpoints:
-        if not self._ports:
-            raise EnvError("environment not started", hint="use it as `with LocalEnvironment() as env:`")
-        return Endpoints.on_loopback(self._ports)
-
-    @property
-    def credentials(self) -> Credentials:
-        return self._creds
-
     def reset_proxy(self) -> None:
         tp = self.toxiproxy
         if PROXY_NAME in tp.proxies():

@@ -12,6 +12,7 @@ import psutil
 import pytest
 
 import harness.env.process as process
+from harness.env import BACKENDS, make_environment
 from harness.env.local import LocalEnvironment
 from harness.errors import EnvError, MissingBinaryError, StartupError, ToxiproxyError
 from harness.toxiproxy import Toxiproxy
@@ -74,14 +75,15 @@ def test_binary_found_nowhere(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, n
     assert "Hint: run `make setup`" in str(ei.value)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("which", ["nats_port", "monitor_port", "api_port", "proxy_port"])
-def test_port_already_taken_by_another_program(which: str) -> None:
+def test_port_already_taken_by_another_program(which: str, backend: str) -> None:
     with socket.socket() as other:
         other.bind(("127.0.0.1", 0))
         other.listen()
         port = other.getsockname()[1]
         with pytest.raises(EnvError) as ei:
-            with LocalEnvironment(**{which: port}):
+            with make_environment(backend, **{which: port}):
                 pass
     key = which.removesuffix("_port")
     assert first_line(ei.value) == f"port 127.0.0.1:{port} (requested for {key}) is already in use"
@@ -134,10 +136,13 @@ def test_toxiproxy_api_gone_mid_run() -> None:
         assert "Hint: is toxiproxy-server running?" in str(ei.value)
 
 
-def test_the_same_port_requested_twice() -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_same_port_requested_twice(backend: str) -> None:
+    # One port claim for both backends (env/base.py), checked before anything starts (compose:
+    # before any Docker call, so this runs without Docker too).
     port = process.free_port()
     with pytest.raises(EnvError) as ei:
-        with LocalEnvironment(nats_port=port, proxy_port=port):
+        with make_environment(backend, nats_port=port, proxy_port=port):
             pass
     assert first_line(ei.value) == f"the same port is requested twice: nats={port}, proxy={port}"
 
@@ -145,9 +150,7 @@ def test_the_same_port_requested_twice() -> None:
 @pytest.mark.parametrize("which", ["nats_port", "proxy_port"])
 def test_port_taken_after_the_check(monkeypatch: pytest.MonkeyPatch, which: str) -> None:
     # the race the up-front check cannot close: another program binds the port in between
-    import harness.env.local as local
-
-    monkeypatch.setattr(local, "port_in_use", lambda port: False)
+    monkeypatch.setattr(process, "port_in_use", lambda port: False)
     with socket.socket() as other:
         other.bind(("127.0.0.1", 0))
         other.listen()

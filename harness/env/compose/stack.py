@@ -21,7 +21,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Callable
 
-from harness.env.base import PROXY_NAME, Credentials, Endpoints, Environment
+from harness.env.base import PROXY_NAME, Environment
 from harness.env.compose.connection import DOCKER_HINT, compose_command, docker_client, docker_host, first_line
 from harness.env.compose.images import (
     COMPOSE_FILE,
@@ -42,7 +42,7 @@ from harness.env.compose.reap import (
     remove_project,
 )
 from harness.env.local import nats_handshake
-from harness.env.process import free_ports, http_ok, port_in_use
+from harness.env.process import http_ok
 from harness.errors import EnvError, MissingBinaryError, StartupError
 
 UP_TIMEOUT = 300.0  # `compose up` may pull images on a first run
@@ -72,24 +72,21 @@ class ComposeEnvironment(Environment):
         compose_file: Path = COMPOSE_FILE,
         owner: str | None = None,
     ) -> None:
+        super().__init__(
+            nats_port=nats_port, monitor_port=monitor_port, api_port=api_port, proxy_port=proxy_port,
+            ready_timeout=ready_timeout,
+        )
         self.project = project or f"{PROJECT_PREFIX}{secrets.token_hex(4)}"
         # Resolved in start(): argument > $NATS_IMAGE > local image if built > official image.
         self.nats_image = nats_image or os.environ.get("NATS_IMAGE") or ""
         self.toxiproxy_image = toxiproxy_image or os.environ.get("TOXIPROXY_IMAGE") or ""
-        self._want = {"nats": nats_port, "monitor": monitor_port, "api": api_port, "proxy": proxy_port}
-        self.ready_timeout = ready_timeout
         self.up_timeout = up_timeout
         self.compose_file = compose_file
         # "manual" stacks (the Compose CLI by hand) are never reaped; a run's stack dies with its owner.
         self.owner = owner or owner_mark()
-        # nats-server parses an environment value like a config value: it must start with a
-        # letter and hold only [A-Za-z0-9_-] (a leading digit breaks the parse).
-        self._creds = Credentials(user=f"chaos-{secrets.token_hex(4)}", password=f"p{secrets.token_hex(24)}")
-        self._ports: dict[str, int] = {}
         self._client: Any = None
         self._compose: list[str] | None = None
         self._up_called = False
-        self._versions: dict[str, str] = {}
 
     # -- lifecycle ---------------------------------------------------------
     def start(self) -> None:
@@ -106,19 +103,14 @@ class ComposeEnvironment(Environment):
             raise
 
     def _start(self) -> None:
+        self._check_asked_ports()  # before any Docker call: a usage error is told first
         self._client = docker_client()
         reap_stale_projects(self._client)
         if not HEALTHCHECK_BIN.is_file():
             build_healthcheck()
         self._compose = compose_command()
         self._resolve_images()
-        for key, port in self._want.items():
-            if port is not None and port_in_use(port):
-                raise EnvError(
-                    f"port 127.0.0.1:{port} (requested for {key}) is already in use",
-                    hint="pick another port or leave it unset so a free one is chosen",
-                )
-        self._ports = free_ports(self._want)
+        self._ports = self._claim_ports()
         self._up_called = True  # from here on stop() has something to take down
         self._run_compose(["up", "-d", "--no-build"], self.up_timeout, "bring the stack up")
         self._wait_ready("nats", lambda: http_ok(f"{self.monitor_url}/healthz"), "200 on /healthz")
@@ -158,20 +150,6 @@ class ComposeEnvironment(Environment):
             )
 
     # -- accessors ---------------------------------------------------------
-    @property
-    def endpoints(self) -> Endpoints:
-        if not self._ports:
-            raise EnvError("environment not started", hint="use it as `with ComposeEnvironment() as env:`")
-        return Endpoints.on_loopback(self._ports)
-
-    @property
-    def credentials(self) -> Credentials:
-        return self._creds
-
-    @property
-    def ports(self) -> dict[str, int]:
-        return dict(self._ports)
-
     def reset_proxy(self) -> None:
         tp = self.toxiproxy
         if PROXY_NAME in tp.proxies():
