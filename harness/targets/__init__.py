@@ -17,14 +17,18 @@ Specs, as typed on the command line:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import os
 import re
+import secrets
 import shutil
 import subprocess
+import time
 from pathlib import Path
-from typing import Any, Mapping, Protocol
+from typing import Any, Iterator, Mapping, Protocol
 
 from harness.errors import HarnessError
 
@@ -159,30 +163,79 @@ def cache_root() -> Path:
     return PROJECT_ROOT / ".cache" / "targets"
 
 
-def atomic_install(dest: Path, build: Any, fingerprint: str = "") -> bool:
+LOCKS = ".locks"  # in the cache: one lock file per install, kept (removing a lock file races)
+INSTALL_WAIT = 900.0  # the longest a run waits for another run's install of the same target
+
+
+def atomic_install(dest: Path, build: Any, fingerprint: str = "", *, wait: float = INSTALL_WAIT) -> bool:
     """Run `build(tmpdir)` and move the result to `dest`, so nothing half-installed is ever used.
 
     `dest/.complete` holds `fingerprint`; an install with the same fingerprint is reused (False),
     anything else (missing, interrupted, stale) is rebuilt (True). On failure nothing is left.
+    Runs that want the same install at once (xdist workers, a matrix, two terminals) take
+    turns on a lock: one builds, the others wait for it and reuse its result.
     """
-    stamp = dest / ".complete"
-    if stamp.is_file() and stamp.read_text() == fingerprint:
+    if _stamped(dest, fingerprint):
         return False
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.parent / f".{dest.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        build(tmp)
-        (tmp / ".complete").write_text(fingerprint)
-        old = dest.parent / f".{dest.name}.old-{os.getpid()}"
-        if dest.exists():
-            dest.rename(old)
-        tmp.rename(dest)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with install_lock(dest, wait):
+        if _stamped(dest, fingerprint):
+            return False  # built by another run while we waited
+        for kind in ("tmp", "old"):  # what an install that died left: the lock is ours now
+            for leftover in dest.parent.glob(f".{dest.name}.{kind}-*"):
+                shutil.rmtree(leftover, ignore_errors=True)
+        tag = f"{os.getpid()}-{secrets.token_hex(3)}"
+        tmp = dest.parent / f".{dest.name}.tmp-{tag}"
+        old = dest.parent / f".{dest.name}.old-{tag}"
+        try:
+            build(tmp)
+            (tmp / ".complete").write_text(fingerprint)
+            if dest.exists():
+                dest.rename(old)
+            tmp.rename(dest)
+            shutil.rmtree(old, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     return True
+
+
+def _stamped(dest: Path, fingerprint: str) -> bool:
+    stamp = dest / ".complete"
+    try:
+        return stamp.read_text() == fingerprint
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def install_lock(dest: Path, wait: float = INSTALL_WAIT) -> Iterator[None]:
+    """Hold the install lock of `dest` (an flock: the kernel drops it when its holder dies)."""
+    locks = dest.parent / LOCKS
+    locks.mkdir(parents=True, exist_ok=True)
+    path = locks / f"{dest.name}.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + wait
+        delay = 0.01
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+                    raise TargetError(
+                        f"{dest.name} is still being installed by another run after {wait:.0f}s",
+                        evidence=f"lock {path} held by pid {holder}",
+                        hint="wait for that run, or stop it; the lock goes with its process",
+                    ) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)  # evidence for whoever waits
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def path_fingerprint(path: str) -> str:

@@ -19,6 +19,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import harness
@@ -140,7 +141,7 @@ def agent_path(cache: Path) -> Path:
     pkg = Path(harness.__file__).resolve().parent
     if not (link.is_symlink() and Path(os.readlink(link)) == pkg):
         d.mkdir(parents=True, exist_ok=True)
-        tmp = d / f".harness-{os.getpid()}"
+        tmp = d / f".harness-{os.getpid()}-{threading.get_ident()}"  # then one atomic replace
         if tmp.is_symlink() or tmp.exists():
             tmp.unlink()
         tmp.symlink_to(pkg, target_is_directory=True)

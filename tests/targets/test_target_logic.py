@@ -8,7 +8,7 @@ import pytest
 
 from harness import bisect as bis
 from harness import matrix as mx
-from harness.targets import ClientTarget, TargetError, atomic_install, nearest_versions, parse_client
+from harness.targets import LOCKS, ClientTarget, TargetError, atomic_install, nearest_versions, parse_client
 from harness.targets.nats_py import _version_key
 
 
@@ -45,7 +45,7 @@ def test_atomic_install_leaves_nothing_on_failure_and_rebuilds_an_interrupted_on
 
     with pytest.raises(TargetError):
         atomic_install(dest, fails, "fp")
-    assert list(tmp_path.iterdir()) == []  # nothing half-installed
+    assert [p.name for p in tmp_path.iterdir()] == [LOCKS]  # nothing half-installed (the lock file stays)
     dest.mkdir()  # an earlier install interrupted: no .complete stamp
     (dest / "stale").write_text("x")
     built = []
@@ -53,7 +53,7 @@ def test_atomic_install_leaves_nothing_on_failure_and_rebuilds_an_interrupted_on
     assert built and not (dest / "stale").exists() and (dest / ".complete").read_text() == "fp"
     assert atomic_install(dest, lambda tmp: built.append(2), "fp") is False  # reused
     assert built == [1]
-    assert [p.name for p in tmp_path.iterdir()] == ["nats-py-9.9.9"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [LOCKS, "nats-py-9.9.9"]
 
 
 def _rec(sid: str, verdict: str, finding: str = "") -> dict:
