@@ -8,6 +8,7 @@ inconclusive, 2 usage or environment error (including a scenario whose verdict i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import os
 import sys
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from harness.cli import command
 from harness.errors import EXIT_CLEAN, EXIT_FINDINGS, EXIT_USAGE
+from harness.journal import claim_run_dir
 from harness.scenario import load_paths, resolve_seed
 from harness.targets.resolve import resolve_target, target_slug
 
@@ -85,7 +87,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     # and exit 2 (a HarnessError), and every worker then finds it ready in the cache.
     client_spec, server_spec = target_specs(args)
     target = resolve_target(client_spec, server_spec)
-    run_id = args.run_id or datetime.datetime.now().strftime("%Y%m%d-%H%M%S") + f"-{seed}-{target_slug(client_spec, server_spec)}"
+    # Claimed (created) here, so two runs started in the same second with the same seed and
+    # target never write into one directory: the second gets `<id>-2`.
+    run_id = args.run_id or claim_run_dir(
+        reports, datetime.datetime.now().strftime("%Y%m%d-%H%M%S") + f"-{seed}-{target_slug(client_spec, server_spec)}")
     os.environ["NATS_CHAOS_RUN_ID"] = run_id
     argv = [*(args.paths or DEFAULT_PATHS), f"--chaos-seed={seed}", "-p", "no:randomly", "-rfE"]
     argv += [f"--chaos-reports={reports}", f"--junitxml={reports / run_id / 'junit.xml'}"]
@@ -115,7 +120,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     # -q hides pytest's header: the seed is what a replay needs, so it is always the first line.
     print(f"nats-chaos: seed {seed} ({source}), run {run_id}, reports {reports / run_id}", flush=True)
     print(f"target: {target.label}", flush=True)
-    return _pytest_exit(int(pytest.main(argv)))
+    try:
+        return _pytest_exit(int(pytest.main(argv)))
+    finally:
+        with contextlib.suppress(OSError):
+            (reports / run_id).rmdir()  # only if the run wrote nothing (it ended before its header)
 
 
 @command("list")

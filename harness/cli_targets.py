@@ -35,7 +35,11 @@ def _run_args(args: argparse.Namespace, seed: int) -> list[str]:
 
 
 def _out_dir(args: argparse.Namespace, kind: str) -> Path:
-    return Path(args.reports or "reports").resolve() / f"{kind}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+    """A directory of this matrix (bisect) alone, even when another starts in the same second."""
+    from harness.journal import claim_run_dir
+
+    reports = Path(args.reports or "reports").resolve()
+    return reports / claim_run_dir(reports, f"{kind}-{datetime.datetime.now():%Y%m%d-%H%M%S}")
 
 
 @command("matrix")

@@ -16,10 +16,12 @@ whole run in one document, written at the end) is read too, so `harness report` 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import json
 import os
+import secrets
 from pathlib import Path
 from typing import IO, Any, Mapping
 
@@ -183,11 +185,30 @@ def write_document(j: Journal, run_dir: Path) -> Path:
 
 
 def point_latest(run_dir: Path) -> None:
-    """Point `<reports>/latest` at `run_dir` (best effort: a read-only reports dir is no error)."""
+    """Point `<reports>/latest` at `run_dir` (best effort: a read-only reports dir is no error).
+
+    A new link under a private name replaces the old one in one rename: runs finishing at once
+    never find `latest` missing, and never fail on each other's link.
+    """
     latest = run_dir.parent / "latest"
+    tmp = run_dir.parent / f".latest.{os.getpid()}.{secrets.token_hex(3)}"
     try:
-        if latest.is_symlink() or latest.exists():
-            latest.unlink()
-        latest.symlink_to(run_dir.name)
+        tmp.symlink_to(run_dir.name)
+        os.replace(tmp, latest)
     except OSError:
-        pass
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+def claim_run_dir(reports: Path, run_id: str) -> str:
+    """Create `reports/<run_id>` for this run alone; if another run has it (same second, same
+    seed, same target), `<run_id>-2`, `-3`, …; return the id claimed."""
+    reports.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 1000):
+        candidate = run_id if n == 1 else f"{run_id}-{n}"
+        try:
+            (reports / candidate).mkdir()
+            return candidate
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{reports / run_id}: 999 runs with this id already")

@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 
 from harness.errors import EXIT_USAGE, HarnessError
 from harness.gate import to_rerun
-from harness.journal import Journal, JournalError, read_journal
+from harness.journal import Journal, JournalError, claim_run_dir, read_journal
 
 RERUNS_DIR = "reruns"
 
@@ -61,7 +61,7 @@ def run_gate(run_args: Sequence[str], rerun_args: Sequence[str], *, seed: int, r
              say: Callable[[str], None] = print,
              run: Callable[..., tuple[int, float]] = harness_run) -> GateRuns:
     """The first run with `run_args`, then up to `reruns` runs of what did not pass (`rerun_args` + node ids)."""
-    run_id = datetime.datetime.now().strftime("%Y%m%d-%H%M%S") + f"-{seed}-gate"
+    run_id = claim_run_dir(reports, datetime.datetime.now().strftime("%Y%m%d-%H%M%S") + f"-{seed}-gate")
     run_dir = reports / run_id
     say(f"gate: run {run_id} (seed {seed}); then {reruns} rerun(s) of every non-passing scenario")
     status, seconds = run(run_args, seed=seed, reports=reports, run_id=run_id)
