@@ -87,7 +87,7 @@ case "${1:-}" in
     ;;
   down)
     # Only a compose environment: a local `harness env up` is not ours to stop.
-    running=$("$PY" -c 'from harness.cli import read_state; s = read_state(); print(s.backend if s else "")')
+    running=$("$PY" -c 'from harness.cli_env import read_state; s = read_state(); print(s.backend if s else "")')
     case "$running" in
       compose) "$HARNESS" env down ;;
       "") say "no compose stack of \`make compose-up\` is running: nothing to take down" ;;

@@ -15,7 +15,7 @@ import nats
 import pytest
 
 from env_helpers import arun, gone, wait_until
-from harness import cli
+from harness import cli, cli_env
 
 HARNESS = [sys.executable, "-m", "harness.cli"]
 
@@ -25,7 +25,7 @@ def harness(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]
 
 
 def state_of(root: Path) -> dict:
-    return json.loads((root / cli.STATE_NAME).read_text())
+    return json.loads((root / cli_env.STATE_NAME).read_text())
 
 
 @pytest.fixture
@@ -37,7 +37,7 @@ def up(run_root: Path) -> Iterator[subprocess.Popen[str]]:
     try:
         wait_until(
             lambda: proc.poll() is not None
-            or ((run_root / cli.STATE_NAME).exists() and state_of(run_root)["owner_pid"] == proc.pid),
+            or ((run_root / cli_env.STATE_NAME).exists() and state_of(run_root)["owner_pid"] == proc.pid),
             15,
             "`harness env up` wrote its state file",
         )
@@ -61,7 +61,7 @@ def test_env_up_ended_by_a_signal_tears_everything_down(
     assert up.returncode == 0, err
     assert all(gone(p) for p in pids)
     assert not Path(st["rundir"]).exists()
-    assert not (run_root / cli.STATE_NAME).exists()
+    assert not (run_root / cli_env.STATE_NAME).exists()
     assert st["password"] not in out + err
     assert "client:" in out and "Ctrl-C" in out
 
@@ -90,7 +90,7 @@ def test_detached_env_up_status_down(run_root: Path) -> None:
     assert r.returncode == 0, r.stderr
     st = state_of(run_root)
     try:
-        path = run_root / cli.STATE_NAME
+        path = run_root / cli_env.STATE_NAME
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         assert st["detached"] and st["owner_pid"] != os.getpid()
         assert st["password"] not in r.stdout + r.stderr
@@ -132,7 +132,7 @@ def test_status_with_nothing_running(run_root: Path) -> None:
     r = harness("env", "status")
     assert r.returncode == 1
     assert r.stdout.splitlines() == [
-        f"no environment running (no {run_root / cli.STATE_NAME}); start one with `harness env up --detach`"
+        f"no environment running (no {run_root / cli_env.STATE_NAME}); start one with `harness env up --detach`"
     ]
 
 
@@ -173,10 +173,10 @@ def test_main_maps_harness_errors_to_exit_2(monkeypatch: pytest.MonkeyPatch, cap
 
 
 def test_command_registry_is_open_for_more_subcommands() -> None:
+    parser = cli.build_parser()  # imports the command modules, which register themselves
     assert "env" in cli.COMMANDS
-    parser = cli.build_parser()
     for action, handler in (
-        ("up", cli.cmd_env_up), ("status", cli.cmd_env_status), ("down", cli.cmd_env_down), ("check", cli.cmd_env_check)
+        ("up", cli_env.cmd_env_up), ("status", cli_env.cmd_env_status), ("down", cli_env.cmd_env_down), ("check", cli_env.cmd_env_check)
     ):
         assert parser.parse_args(["env", action]).func is handler
     # run as `python -m harness.cli` (the detached child) it sees the same registry
