@@ -246,14 +246,17 @@ class RunContext:
     def event_since_inject(self, pred: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
         return self.agent.find_event(lambda e: e.get("at", 0) >= self.injected_at and pred(e))
 
-    def client_action(self, name: str) -> None:
-        """Issue a client-side drain in the agent without waiting: under a composite fault
-        it runs while the link is still stalled. Its result is collected after heal."""
+    def events_since_inject(self, pred: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+        return [e for e in list(self.agent.events) if e.get("at", 0) >= self.injected_at and pred(e)]
+
+    def client_action(self, name: str, **params: Any) -> None:
+        """Issue a client-side action (a drain, a cancel) in the agent without waiting: under a
+        composite fault it runs while the link is still stalled. Its result is collected after heal."""
 
         def run() -> None:
             try:
-                r = self.agent.request("action", timeout=ACTION_LIMIT, name=name)
-                self.action_result = {"name": name, "took": r.get("took", 0.0)}
+                r = self.agent.request("action", timeout=ACTION_LIMIT, name=name, **params)
+                self.action_result = {"name": name, **{k: v for k, v in r.items() if k not in ("re", "ok")}}
             except AgentError as e:
                 self.action_result = {"name": name, "error": e.summary.split(": ", 1)[-1]}
             except Exception as e:  # recorded, never raised in a thread nobody joins for its result

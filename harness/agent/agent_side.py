@@ -127,7 +127,12 @@ class Agent:
 
     def _ledger(self) -> dict[str, Any]:
         """The flow's delivery ledger summary, for the outcome event (only if it saw deliveries)."""
-        return {"deliveries": self.ctx.ledger.summary()} if self.ctx is not None and self.ctx.ledger else {}
+        out: dict[str, Any] = {}
+        if self.ctx is not None and self.ctx.ledger:
+            out["deliveries"] = self.ctx.ledger.summary()
+        if self.ctx is not None and self.ctx.continuation:
+            out["continuation"] = self.ctx.continuation.summary()
+        return out
 
     async def op_release(self, req: dict[str, Any]) -> dict[str, Any]:
         assert self.ctx is not None
@@ -144,6 +149,8 @@ class Agent:
         sub = self.ctx.subscription if self.ctx else None
         if name in ("sub_drain", "unsubscribe") and sub is None:
             raise RuntimeError("the flow tracks no subscription (ctx.track) to act on")
+        if name in CANCELS:
+            return await self.cancel_waiting(name, req)
         t = time.monotonic()
         if name == "sub_drain":
             await sub.drain()
@@ -156,6 +163,33 @@ class Agent:
         else:
             raise ValueError(f"unknown action {name}")
         return {"took": round(time.monotonic() - t, 4)}
+
+    async def cancel_waiting(self, name: str, req: dict[str, Any]) -> dict[str, Any]:
+        """The cancel family: give up on the flow's waiting call (`ctx.waiting`) `cancels` times
+        in a row, each once the flow waits again: cancel its task, or put a deadline `after`
+        seconds away on it. Returns once each cancelled call ended (or `bound` passed)."""
+        ctx = self.ctx
+        if ctx is None:
+            raise RuntimeError("no flow started")
+        n, after, bound = int(req.get("cancels", 1)), float(req.get("after", 0.2)), float(req.get("bound", 10.0))
+        t = time.monotonic()
+        calls: list[dict[str, Any]] = []
+        for i in range(n):
+            ctx.cancels_left = n - i - 1  # set first: the flow reads it when its call ends
+            w = await _first(lambda: next((w for w in ctx.waits.values() if not w.how), None), bound)
+            if w is None:
+                ctx.cancels_left = 0
+                return {"took": round(time.monotonic() - t, 4), "calls": calls, "none_waiting": True}
+            if name == "cancel_deadline":
+                w.expire(after)
+            else:
+                w.cancel()
+            self.emit("cancel issued", label=w.label, kind=CANCELS[name], age=round(time.monotonic() - w.t0, 4))
+            ended = await _first(lambda: w.task.done() or None, bound)
+            calls.append({"label": w.label, "ended": bool(ended)})
+            if not ended:  # the call ignored its cancellation: the flow stays pending (iterators)
+                break
+        return {"took": round(time.monotonic() - t, 4), "calls": calls}
 
     async def op_cancel_flow(self, req: dict[str, Any]) -> dict[str, Any]:
         if self.flow_task and not self.flow_task.done():
@@ -209,6 +243,19 @@ class Agent:
 
     async def op_exit(self, req: dict[str, Any]) -> dict[str, Any]:
         return {}
+
+
+CANCELS = {"cancel_task": "task", "cancel_deadline": "deadline", "cancel_repeat": "task"}  # action -> how
+
+
+async def _first(probe: Any, timeout: float, every: float = 0.005) -> Any:
+    """`probe()`'s first truthy value within `timeout` seconds (None if none)."""
+    end = time.monotonic() + timeout
+    while True:
+        v = probe()
+        if v or time.monotonic() >= end:
+            return v or None
+        await asyncio.sleep(every)
 
 
 def hello_target() -> dict[str, Any]:

@@ -6,8 +6,8 @@ import asyncio
 import time
 from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
-from harness.agent.ledger import DeliveryLedger
-from harness.flows import FlowGaveUp, Names
+from harness.agent.ledger import Continuation, DeliveryLedger
+from harness.flows import PENDING, CallCancelled, FlowGaveUp, Names
 
 T = TypeVar("T")
 
@@ -30,6 +30,11 @@ class FlowContext:
         self._seq = 0
         self.deadline = time.monotonic() + deadline if deadline else None  # the flow's own, set by the runner
         self.ledger = DeliveryLedger()
+        # The cancel family (harness.faults.cancel): the waiting calls it can cancel, how many
+        # more it will cancel (cancel.repeat), and what the flow did after (judged by the checks).
+        self.waits: dict[int, Waiting] = {}
+        self.cancels_left = 0
+        self.continuation = Continuation()
 
     def check_deadline(self, progress: str) -> None:
         """Give up (FlowGaveUp) once the flow's own deadline has passed, saying how far it got."""
@@ -106,11 +111,85 @@ class FlowContext:
         """Iterate an async iterator, each `__anext__` tracked as a pending call."""
         return _TrackedIterator(self, f"{label}.__anext__", it.__aiter__())
 
+    def waiting(self, label: str, aw: Awaitable[T]) -> "Waiting":
+        """Start the flow's *waiting call* (the one the cancel family gives up on) in its own task,
+        as a caller that may cancel it does: tracked as pending until it ends; `await
+        w.result()` for its value."""
+        return Waiting(self, label, aw)
+
     def pending_calls(self) -> list[dict[str, Any]]:
         now = time.monotonic()
         return [{"label": p["label"], "age": round(now - p["since"], 3), "task": p["task"]} for p in self.pending.values()]
 
 
+
+
+class Waiting:
+    """A waiting call in its own task: what `cancel.task` cancels and `cancel.deadline` puts a
+    deadline on (`asyncio.timeout`, rescheduled while the call waits), as a caller would."""
+
+    def __init__(self, ctx: FlowContext, label: str, aw: Awaitable[Any]) -> None:
+        self.ctx, self.label = ctx, label
+        self.how = ""  # what the cancel family did to it: "cancelled" | "deadline"
+        self.t0 = time.monotonic()
+        self._cm: Any = None
+        self.k = ctx._enter(label)
+        self.task = ctx._agent.own(asyncio.get_running_loop().create_task(self._run(aw)), "flow")
+        ctx.pending[self.k]["task"] = id(self.task)  # the stuck check's stack: the call's own task
+        ctx.waits[self.k] = self
+        self.task.add_done_callback(self._done)
+
+    async def _run(self, aw: Awaitable[Any]) -> Any:
+        async with asyncio.timeout(None) as cm:
+            self._cm = cm
+            return await aw
+
+    def _done(self, _: Any) -> None:
+        self.ctx.pending.pop(self.k, None)
+        self.ctx.waits.pop(self.k, None)
+
+    def cancel(self) -> None:
+        """The caller gives up: cancel the task waiting in the call."""
+        self.how = "cancelled"
+        self.task.cancel()
+
+    def expire(self, after: float) -> None:
+        """The caller's own deadline around the call, set to fire `after` seconds from now."""
+        self.how = "deadline"
+        if self._cm is not None:
+            self._cm.reschedule(asyncio.get_running_loop().time() + after)
+
+    async def result(self, within: float | None = None) -> Any:
+        """The call's value; `CallCancelled` if the cancel family ended it; the client's own
+        errors (its timeout) as raised; `PENDING` if it is still waiting after `within` seconds."""
+        if within is not None:
+            done, _ = await asyncio.wait({self.task}, timeout=within)
+            if not done:
+                return PENDING
+        try:
+            value = await self.task
+        except asyncio.CancelledError:
+            me = asyncio.current_task()
+            if self.how == "cancelled" and self.task.cancelled() and not (me and me.cancelling()):
+                self._ended("cancelled")
+                raise CallCancelled(self.label, "cancelled") from None
+            raise
+        except TimeoutError:
+            if self.how == "deadline" and self._cm is not None and self._cm.expired():
+                self._ended("deadline")
+                raise CallCancelled(self.label, "deadline") from None
+            self._ended("timeout")
+            raise
+        except Exception:
+            self._ended("error")
+            raise
+        self._ended("value")
+        return value
+
+    def _ended(self, how: str) -> None:
+        took = time.monotonic() - self.t0
+        self.ctx.continuation.waited(self.label, how, took)
+        self.ctx._agent.emit("waiting call ended", label=self.label, how=how, cancel=self.how, took=round(took, 4))
 
 
 class _TrackedIterator:

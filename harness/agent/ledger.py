@@ -83,3 +83,48 @@ class DeliveryLedger:
         if self._unreadable:
             out[""] = {"unreadable": self._unreadable, "why": self._unreadable_example}
         return out
+
+
+class Continuation:
+    """What a flow did with the same objects after its waiting call ended (the cancel family's
+    judged half): how that call ended, the message ids published after it, those the continuing
+    caller got, and each next call's time against its own timeout. Bounded like the ledger."""
+
+    def __init__(self, shown: int = SHOWN) -> None:
+        self.shown = shown
+        self.ended: list[dict[str, Any]] = []  # how each waiting call ended: {label, how, took}
+        self.published: list[str] = []
+        self.got: set[str] = set()
+        self.calls = 0
+        self.overran: list[dict[str, Any]] = []  # next calls that took longer than their own timeout
+
+    def waited(self, label: str, how: str, took: float) -> None:
+        """The waiting call ended: `cancelled` (the task), `deadline` (the caller's timeout),
+        `timeout` (its own), `value` (it returned)."""
+        if len(self.ended) < LIMIT:
+            self.ended.append({"label": label, "how": how, "took": round(took, 4)})
+
+    def publish(self, ids: list[str]) -> None:
+        self.published += ids[: max(LIMIT - len(self.published), 0)]
+
+    def received(self, msg_id: str) -> None:
+        if msg_id in self.published:
+            self.got.add(msg_id)
+
+    def missing(self) -> list[str]:
+        return [i for i in self.published if i not in self.got]
+
+    def call(self, label: str, took: float, timeout: float) -> None:
+        """One next call with the same objects and its own timeout (the client's bound on it)."""
+        self.calls += 1
+        if took > timeout and len(self.overran) < self.shown:
+            self.overran.append({"label": label, "took": round(took, 4), "timeout": timeout})
+
+    def __bool__(self) -> bool:
+        return bool(self.ended or self.published or self.calls)
+
+    def summary(self) -> dict[str, Any]:
+        missing = self.missing()
+        return {"ended": self.ended[: self.shown], "published": len(self.published), "delivered": len(self.got),
+                "missing": missing[: self.shown], "missing_count": len(missing), "calls": self.calls,
+                "overran": self.overran}

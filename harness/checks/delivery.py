@@ -85,8 +85,24 @@ def find_decreases(cd: ConsumerDeliveries) -> list[Finding]:
     )]
 
 
+def find_missing_after(cont: Mapping[str, Any] | None) -> list[Finding]:
+    """Messages the flow published after its waiting call ended (a cancel, a deadline, its own
+    timeout) that the continuing caller, with the same objects, never got."""
+    if not cont or not cont.get("missing_count"):
+        return []
+    ended = ", ".join(f"{e['label']} ({e['how']})" for e in cont.get("ended") or ()) or "none recorded"
+    n, total = int(cont["missing_count"]), int(cont.get("published", 0))
+    return [Finding(
+        "delivery",
+        f"{n} of {total} message(s) published after the waiting call ended never reached the continuing caller: "
+        + ", ".join(cont.get("missing") or ()) + _more(len(cont.get("missing") or ()), n),
+        evidence=f"waiting call(s) ended: {ended}\ndelivered after it: {cont.get('delivered', 0)} of {total}",
+    )]
+
+
 check("delivery", "no stream sequence delivered twice to one consumer, no delivery count going down "
-                  "(redeliveries counted apart)")
+                  "(redeliveries counted apart); after a waiting call ended (a cancel), every message "
+                  "published after it reaches the continuing caller")
 
 
 @step("delivery", AFTER_FLOW, needs=("outcome",))
@@ -100,4 +116,4 @@ def after_flow(s: Sources) -> list[Finding]:
         s.event("deliveries", consumer=cd.consumer, deliveries=cd.deliveries, sequences=cd.sequences,
                 redelivered=cd.redelivered, duplicates=cd.duplicates, decreases=cd.decreases)
         out += find_duplicates(cd) + find_decreases(cd)
-    return out
+    return out + find_missing_after((s.outcome or {}).get("continuation"))

@@ -103,13 +103,23 @@ def find_close_failed(end: FlowEnd) -> list[Finding]:
     return [Finding("iterators", f"nc.close() did not complete: {end.close_error}", evidence=end.close_stacks)]
 
 
+def find_overran(cont: dict | None, bound: float) -> list[Finding]:
+    """After the waiting call ended (a cancel), a next call with the same objects that took
+    longer than its own timeout plus the stuck bound (it should have ended by its timeout)."""
+    slow = [c for c in (cont or {}).get("overran") or () if c["took"] > c["timeout"] + bound]
+    return [Finding("iterators", f"{c['label']} after the waiting call ended took {c['took']:.1f}s, "
+                                 f"past its own timeout of {c['timeout']:.1f}s (+{bound:.1f}s)",
+                    evidence=f"waiting call(s) ended: {(cont or {}).get('ended')}") for c in slow]
+
+
 check("iterators", "pending __anext__/next_msg/fetch calls (and drains, the flow's terminal action, close) "
                    "that do not resolve after the terminal event")
 
 
-@step("iterators", AFTER_FLOW, needs=("flow_end",))
+@step("iterators", AFTER_FLOW, needs=("flow_end", "outcome"))
 def after_flow(s: Sources) -> list[Finding]:
-    """Calls still pending at the bound, a hung terminal action, a drain that did not return."""
+    """Calls still pending at the bound, a hung terminal action, a drain that did not return,
+    a next call after a cancel that overran its own timeout."""
     end: FlowEnd = s.flow_end
     out: list[Finding] = []
     if end.stuck is not None:
@@ -117,6 +127,7 @@ def after_flow(s: Sources) -> list[Finding]:
     if end.after_heal is not None:
         out += find_stuck_calls(end.after_heal, end.after_heal_cpu_busy, "the heal (the fault gone)",
                                 fallback_stack=end.after_heal_stacks)
+    out += find_overran((s.outcome or {}).get("continuation"), end.bound)
     return out + find_unresponsive(end) + find_hung_finish(end) + find_unfinished_action(end)
 
 

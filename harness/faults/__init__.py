@@ -130,4 +130,4 @@ def parts(name: str) -> list[str]:
     return name.split("+")
 
 
-from harness.faults import disconnect, drain, stall  # noqa: E402,F401  (they register)
+from harness.faults import cancel, disconnect, drain, stall  # noqa: E402,F401  (they register)

@@ -82,6 +82,19 @@ class FlowGaveUp(TimeoutError):
     """
 
 
+class CallCancelled(Exception):
+    """The flow's waiting call (`ctx.waiting`) ended because the caller gave up: the cancel
+    family cancelled its task (`how` "cancelled") or its deadline fired ("deadline"). The flow
+    goes on with the same objects (see harness.flows.continuation)."""
+
+    def __init__(self, label: str, how: str) -> None:
+        super().__init__(f"{label}: {how}")
+        self.label, self.how = label, how
+
+
+PENDING = object()  # `ctx.waiting(...).result(within=...)`: the waiting call is still in flight
+
+
 class NotApplicable(Exception):
     """Raised by a flow whose client release lacks what the flow's params ask for (e.g. an
     ordered consumer): the scenario is *not applicable* to this target, not an error."""
@@ -165,7 +178,8 @@ def flow(
 
 
 BUILTIN_MODULES = ("harness.flows.get", "harness.flows.next", "harness.flows.ack", "harness.flows.worker",
-                   "harness.flows.publish", "harness.flows.interest", "harness.flows.soak", "harness.flows.selftest")
+                   "harness.flows.publish", "harness.flows.interest", "harness.flows.soak", "harness.flows.selftest",
+                   "harness.flows.continuation", "harness.flows.selftest_cancel")
 
 
 class FlowModuleError(ImportError):
