@@ -44,6 +44,9 @@ def _register_run(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") ->
     p.add_argument("--seed", type=int, help="run seed; a replay uses the seed printed in the header")
     p.add_argument("-n", dest="workers", help="parallel workers (pytest-xdist), each with its own environment")
     p.add_argument("--env", choices=("local", "compose"), default=None, help="environment backend (default local)")
+    p.add_argument("--cluster", type=int, choices=(1, 3), default=None, metavar="N",
+                   help="run every scenario on an N-node JetStream cluster (3), or on one server (1); "
+                        "default: each scenario's own `cluster:`")
     p.add_argument("--flows", action="append", default=[], help="module registering user flows (repeatable)")
     p.add_argument("--soak", type=float, metavar="SECONDS",
                    help="run each soak scenario (one with `rounds:`) for SECONDS instead of its rounds")
@@ -102,6 +105,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         argv += ["-n", str(args.workers)]
     if args.env:
         argv.append(f"--chaos-env={args.env}")
+    if args.cluster is not None:
+        argv.append(f"--cluster={args.cluster}")
     for m in args.flows:
         argv.append(f"--chaos-flows={m}")
     if args.known_issues:

@@ -7,6 +7,7 @@ a bound on every call. Watching uses the monitoring endpoints (`/jsz`) over HTTP
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import threading
 import urllib.request
@@ -75,7 +76,8 @@ class Observer:
 
         async def go() -> None:
             if spec.prepare is not None:
-                await spec.prepare(self.js, names, params)
+                replicas = int(params.get("replicas", 1))
+                await spec.prepare(self.js if replicas == 1 else Replicated(self.js, replicas), names, params)
 
             async def echo(msg: Any) -> None:
                 await msg.respond(msg.data)
@@ -133,17 +135,36 @@ class Observer:
 
         return self.run(go)
 
+    def _jsz(self, query: str) -> list[tuple[str, dict[str, Any]]]:
+        """`/jsz?query` of every node (one for a single server), as (node, document).
+
+        On a cluster a node answers only for the streams it holds, and a consumer's pull
+        requests wait on its leader: callers take each stream or consumer from its leader."""
+        nodes = getattr(self.env, "nodes", None)
+        urls = [(n.name, n.monitor_url) for n in nodes] if nodes else [("", self.env.monitor_url)]
+        out = []
+        for name, base in urls:
+            try:
+                with urllib.request.urlopen(f"{base}/jsz?{query}", timeout=2) as r:
+                    out.append((name, json.load(r)))
+            except OSError:
+                if not nodes:
+                    raise
+                # a node killed or paused by a fault: the others answer for the cluster
+        return out
+
     def jsz_consumers(self, stream: str) -> dict[str, dict[str, Any]]:
-        """Consumer state from `/jsz` (cheap to poll: used to fire observed triggers)."""
-        url = f"{self.env.monitor_url}/jsz?consumers=true&config=true"
-        with urllib.request.urlopen(url, timeout=2) as r:
-            doc = json.load(r)
+        """Consumer state from `/jsz` (cheap to poll: used to fire observed triggers); on a
+        cluster, each consumer as its leader reports it."""
         out: dict[str, dict[str, Any]] = {}
-        for acc in doc.get("account_details") or []:
-            for s in acc.get("stream_detail") or []:
-                if s.get("name") == stream:
-                    for c in s.get("consumer_detail") or []:
-                        out[c["name"]] = c
+        for node, doc in self._jsz("consumers=true&config=true"):
+            for acc in doc.get("account_details") or []:
+                for s in acc.get("stream_detail") or []:
+                    if s.get("name") == stream:
+                        for c in s.get("consumer_detail") or []:
+                            leads = (c.get("cluster") or {}).get("leader") == node
+                            if c["name"] not in out or leads:
+                                out[c["name"]] = c
         return out
 
     def stream(self, name: str) -> dict[str, Any] | None:
@@ -163,13 +184,15 @@ class Observer:
 
     def jsz_stream_messages(self, name: str) -> int | None:
         """The message count `/jsz` reports for stream `name` (the monitoring view, beside the API's)."""
-        with urllib.request.urlopen(f"{self.env.monitor_url}/jsz?streams=true", timeout=2) as r:
-            doc = json.load(r)
-        for acc in doc.get("account_details") or []:
-            for s in acc.get("stream_detail") or []:
-                if s.get("name") == name:
-                    return (s.get("state") or {}).get("messages")
-        return None
+        found = None
+        for node, doc in self._jsz("streams=true"):
+            for acc in doc.get("account_details") or []:
+                for s in acc.get("stream_detail") or []:
+                    if s.get("name") == name:
+                        leads = (s.get("cluster") or {}).get("leader") == node
+                        if found is None or leads:
+                            found = (s.get("state") or {}).get("messages")
+        return found
 
     def varz(self) -> dict[str, Any]:
         """The server's `/varz` (its memory, connections, CPU)."""
@@ -196,6 +219,39 @@ class Observer:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(5)
         self.loop.close()
+
+
+class Replicated:
+    """The observer's JetStream context for a flow's `prepare`, with every stream, key-value
+    bucket and object store it creates replicated `replicas` times (param `replicas: 3` on a
+    cluster); the flows' prepare functions stay as they are. Consumers inherit the stream's."""
+
+    def __init__(self, js: Any, replicas: int) -> None:
+        self._js, self._replicas = js, replicas
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._js, name)
+
+    async def add_stream(self, config: Any = None, **params: Any) -> Any:
+        if config is not None:
+            config = dataclasses.replace(config, num_replicas=self._replicas)
+        else:
+            params["num_replicas"] = self._replicas
+        return await self._js.add_stream(config, **params)
+
+    async def create_key_value(self, config: Any = None, **params: Any) -> Any:
+        if config is not None:
+            config = dataclasses.replace(config, replicas=self._replicas)
+        else:
+            params["replicas"] = self._replicas
+        return await self._js.create_key_value(config, **params)
+
+    async def create_object_store(self, bucket: Any = None, config: Any = None, **params: Any) -> Any:
+        if config is not None:
+            config = dataclasses.replace(config, replicas=self._replicas)
+        else:
+            params["replicas"] = self._replicas
+        return await self._js.create_object_store(bucket, config, **params)
 
 
 def _consumer_dict(ci: Any) -> dict[str, Any]:

@@ -26,6 +26,7 @@ import pytest
 
 import harness
 from harness.env import BACKENDS, make_environment
+from harness.env.topology import SINGLE, Topology
 from harness.errors import EnvError, HarnessError
 from harness.infrastructure import Death, InfraEvent, Watch, errored
 from harness.journal import JournalWriter
@@ -54,6 +55,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 help="client under test: IMPL, IMPL==VERSION or IMPL@PATH (default: nats-py's pinned release)")
     g.addoption("--server", dest="chaos_server", default=None,
                 help="nats-server under test: VERSION or PATH to a binary (default: the one `make setup` installed)")
+    g.addoption("--cluster", dest="chaos_cluster", default=None, metavar="N",
+                help="run every scenario on an N-node JetStream cluster (3); default: each scenario's own `cluster:`")
     parser.addini("chaos_env", "environment backend", default="local")
     parser.addini("chaos_client", "client under test (IMPL==VERSION or IMPL@PATH)", default="")
     parser.addini("chaos_server", "nats-server under test (VERSION or PATH)", default="")
@@ -121,8 +124,17 @@ class ChaosSession:
                 load_flow_modules(self.flow_modules)
             except FlowModuleError as e:
                 raise pytest.UsageError(str(e)) from None
+        cluster, cluster_source = _resolve(config, "chaos_cluster", "NATS_CHAOS_CLUSTER", None, None)
+        try:
+            self.cluster: Topology | None = Topology.parse(cluster) if cluster is not None else None
+        except ValueError as e:
+            raise pytest.UsageError(f"Invalid cluster size {cluster!r} from {cluster_source}: {e}") from None
         self.env: Any = None
         self.runner: Any = None
+        self.topology: Topology = SINGLE  # the current environment's
+        # Environments of the other topologies this run met, kept running (a run that mixes
+        # single-server and cluster scenarios starts each once): topology -> (env, runner).
+        self.parked: dict[Topology, tuple[Any, Any]] = {}
         self.records: list[dict[str, Any]] = []
         self.infra: list[dict[str, Any]] = []
         self.env_error: HarnessError | None = None
@@ -200,15 +212,24 @@ class ChaosSession:
 
         return Settings(soak_seconds=self.soak_seconds)
 
-    def get_runner(self) -> Any:
+    def topology_of(self, sc: Scenario) -> Topology:
+        """Where scenario `sc` runs: `--cluster N` for every scenario, else its entry's `cluster:`."""
+        return self.cluster if self.cluster is not None else Topology.parse(sc.cluster)
+
+    def get_runner(self, topology: Topology = SINGLE) -> Any:
         if self.env_error is not None:
             raise self.env_error
+        if topology != self.topology:
+            if self.runner is not None:
+                self.parked[self.topology] = (self.env, self.runner)
+            self.env, self.runner = self.parked.pop(topology, (None, None))
+            self.topology = topology
         if self.runner is None:
             from harness.runner import Runner
 
             try:
                 self.get_target()
-                self.env = make_environment(self.backend)
+                self.env = make_environment(self.backend, topology=topology)
                 self.env.__enter__()
                 self.versions = self.env.versions()
                 check_server_version(self.get_target(), self.versions.get("nats-server", ""), self.backend)
@@ -220,13 +241,17 @@ class ChaosSession:
                 raise
         return self.runner
 
-    def stop(self) -> None:
-        if self.runner is not None:
-            self.runner.close()
-            self.runner = None
-        if self.env is not None:
-            self.env.stop()
-            self.env = None
+    def stop(self, everything: bool = True) -> None:
+        """Stop the current environment (and, with `everything`, the parked ones too)."""
+        pairs = [(self.env, self.runner)] + (list(self.parked.values()) if everything else [])
+        if everything:
+            self.parked.clear()
+        self.env = self.runner = None
+        for env, runner in pairs:
+            if runner is not None:
+                runner.close()
+            if env is not None:
+                env.stop()
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Collect records (from this process or, under xdist, from the workers' reports)."""
@@ -271,11 +296,11 @@ class ChaosSession:
             return rec
         d = deaths[0]
         rec = errored(rec, d)
-        self.stop()
+        self.stop(everything=False)
         if action == "restart":
             self.watch.restarted(d.component)
             try:
-                self.get_runner()
+                self.get_runner(self.topology)
                 outcome = "restarted"
             except HarnessError as e:
                 outcome = f"restart failed: {str(e).splitlines()[0]}"
@@ -419,7 +444,7 @@ class ScenarioItem(pytest.Item):
 
     def runtest(self) -> None:
         cs = self.config.stash[_KEY]
-        runner = cs.get_runner()
+        runner = cs.get_runner(cs.topology_of(self.scenario))
         record = runner.run(self.scenario, replay=self.replay_command()).to_json()
         self.record = cs.survive_infrastructure(record, self)
         if self.record["verdict"] == "not_applicable":
@@ -431,7 +456,8 @@ class ScenarioItem(pytest.Item):
         cs = self.config.stash[_KEY]
         t = cs.target
         target = (f" --client '{t.client.spec}'" + (f" --server '{t.server.spec}'" if t.server.source != "default" else "")) if t else ""
-        return f"harness run '{self.replay_target()}' --seed {cs.seed} --env {cs.backend}{target}"
+        cluster = f" --cluster {cs.cluster.nodes}" if cs.cluster is not None and cs.cluster.is_cluster else ""
+        return f"harness run '{self.replay_target()}' --seed {cs.seed} --env {cs.backend}{cluster}{target}"
 
     def replay_target(self) -> str:
         """`file::id` as the user can type it from where they ran (not from pytest's rootdir)."""

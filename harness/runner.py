@@ -18,6 +18,7 @@ from harness import faults, triggers
 from harness.agent.runner_side import AgentError, AgentPool, AgentProcess
 from harness.agent.snapshot import Snapshot
 from harness import checks
+from harness.clusterview import cluster_leader_event
 from harness.checks import AFTER_CLOSE, AFTER_FLOW, Baseline, Finding, ProbeFailed, settle
 from harness.checks.iterators import FlowEnd
 from harness.checks.memory import MemorySeries
@@ -149,6 +150,7 @@ class RunContext:
         self.samples: list[dict[str, Any]] = []  # a soak's per-round memory samples (agent and server)
         self.held_judged = False  # the terminal event's bound passed while the fault held: judged then
         self.api_requests: list[str] = []  # JetStream API requests seen by an armed trigger
+        self.fault_state: dict[str, Any] = {}  # what a fault noted at inject for its evidence and heal (e.g. the node it killed)
 
     def event(self, what: str, **kw: Any) -> None:
         self.timeline.append({"t": round(time.monotonic() - self.t0, 4), "source": "runner", "what": what, **kw})
@@ -582,6 +584,7 @@ class Runner:
             rc.event("trigger missed")
             return f"trigger '{sc.trigger}' never fired (flow ended or deadline passed first)", None
         rc.event("trigger fired", trigger=sc.trigger)
+        cluster_leader_event(rc, "before the fault")
         try:
             rc.injected_at = time.monotonic()
             rc.server_was_running_at_inject = env.server_running()
@@ -614,6 +617,7 @@ class Runner:
         finally:
             fault.heal(rc)  # the pacing toxic, if any, goes in the caller's `finally`
             rc.event("fault healed")
+            cluster_leader_event(rc, "after heal")
             if fault.terminal == faults.AT_HEAL:
                 # A drain under another fault (e.g. a stall) can only finish once healed.
                 terminal_at = time.monotonic()

@@ -68,6 +68,7 @@ class Scenario:
     client: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # nats.connect() overrides
     tags: tuple[str, ...] = ()  # the entry's tags: pytest markers, e.g. `quick` (`harness run -m quick`)
     rounds: int = 1  # > 1: a soak, the flow repeated on one connection and sampled after each round
+    cluster: int = 1  # nats-server nodes: 3 runs the scenario on a 3-node JetStream cluster (`--cluster 3`: every one)
 
     @property
     def is_soak(self) -> bool:
@@ -115,7 +116,7 @@ def scenario_id(flow: str, fault: str, trigger: str, variant: str = "") -> str:
 # -- loading --------------------------------------------------------------------
 
 _ENTRY_KEYS = {"name", "variant", "flows", "faults", "triggers", "checks", "params", "fault_params", "hold", "timeout", "client",
-               "rounds", "tags"}
+               "rounds", "tags", "cluster"}
 MAX_ROUNDS = 100_000
 # nats.connect() options a scenario may set for the client under test (type of each)
 CLIENT_KEYS: dict[str, type] = {
@@ -200,6 +201,11 @@ def load_file(path: str | Path) -> list[Scenario]:
             raise ScenarioError(fname, entry, "rounds", "a soak (rounds > 1) runs the flow without faults",
                                 hint="growth per round needs the same round every time; give `faults: [none]` or drop `rounds`")
 
+        cluster = e.get("cluster", 1)
+        if isinstance(cluster, bool) or cluster not in (1, 3):
+            raise ScenarioError(fname, entry, "cluster", f"must be 1 (one server) or 3 (a 3-node cluster), got {cluster!r}")
+        if params.get("replicas", 1) > 1 and cluster < 3:
+            raise ScenarioError(fname, entry, "params.replicas", "replicated streams need a cluster", hint="add `cluster: 3` to the entry")
         for c in check_names:
             if c not in checks.CHECKS:
                 raise ScenarioError(fname, entry, "checks", f"unknown check {c!r}", hint=f"known: {', '.join(sorted(checks.CHECKS))}")
@@ -221,6 +227,10 @@ def load_file(path: str | Path) -> list[Scenario]:
             if t not in triggers.TRIGGERS:
                 raise ScenarioError(fname, entry, "triggers", f"unknown trigger {t!r}", hint=f"known: {', '.join(sorted(triggers.TRIGGERS))}")
         _validate_fault_params(ctx, fault_params, fault_names, trigger_names)
+        for ft in fault_names:
+            f = faults.resolve(ft) if ft != NO_FAULT else None
+            if f is not None and f.cluster and cluster < 3:
+                raise ScenarioError(fname, entry, "faults", f"fault {ft!r} needs a cluster", hint="add `cluster: 3` to the entry")
         if any(ft != NO_FAULT for ft in fault_names) and not trigger_names:
             raise ScenarioError(fname, entry, "triggers", "faults are given but no trigger says when they fire")
 
@@ -245,6 +255,7 @@ def load_file(path: str | Path) -> list[Scenario]:
                         id=sid, flow=f, fault=ft, trigger=t, checks=check_names,
                         params={**spec.defaults, **params}, fault_params=dict(fault_params),
                         hold=hold, timeout=timeout, source=f"{fname}:{entry}", client=dict(client), rounds=rounds, tags=tags,
+                        cluster=cluster,
                     )
                 )
     return out

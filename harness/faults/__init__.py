@@ -48,6 +48,7 @@ class Fault:
     client_action: str = ""
     needs_link: bool = False
     parts: "tuple[Fault, ...]" = ()
+    cluster: bool = False  # acts on a cluster's nodes, routes or leaders: only on a cluster (`cluster: 3`)
 
 
 FAULTS: dict[str, Fault] = {}
@@ -55,10 +56,11 @@ FAULTS: dict[str, Fault] = {}
 
 def register(name: str, inject: Step, heal: Step, evidence: Evidence, doc: str = "",
              params: Mapping[str, Any] | None = None, *, terminal: str = NOT_TERMINAL,
-             closes_client: bool = False, client_action: str = "", needs_link: bool = False) -> None:
+             closes_client: bool = False, client_action: str = "", needs_link: bool = False,
+             cluster: bool = False) -> None:
     assert terminal in (AT_INJECT, AT_HEAL, NOT_TERMINAL), terminal
     FAULTS[name] = Fault(name, inject, heal, evidence, doc, dict(params or {}), terminal, closes_client, client_action,
-                         needs_link)
+                         needs_link, cluster=cluster)
 
 
 def composite_terminal(parts: "list[Fault]") -> str:
@@ -77,6 +79,7 @@ def declared(f: Fault) -> str:
     """What `f` declares about itself, for `harness list --catalogue` ("" if nothing)."""
     bits = [f"terminal at {f.terminal}"] if f.terminal else []
     bits += ["closes the client"] if f.closes_client else []
+    bits += ["needs a cluster"] if f.cluster else []
     bits += [f"action {f.client_action}" + (" (needs the link)" if f.needs_link else "")] if f.client_action else []
     return f" [{'; '.join(bits)}]" if bits else ""
 
@@ -123,11 +126,12 @@ def resolve(name: str) -> Fault | None:
     actions = [f.client_action for f in chosen if f.client_action]
     return Fault(name, inject, heal, evidence, " then ".join(f.doc for f in chosen), merged,
                  terminal=composite_terminal(chosen), closes_client=any(f.closes_client for f in chosen),
-                 client_action="+".join(actions), needs_link=any(f.needs_link for f in chosen), parts=tuple(chosen))
+                 client_action="+".join(actions), needs_link=any(f.needs_link for f in chosen), parts=tuple(chosen),
+                 cluster=any(f.cluster for f in chosen))
 
 
 def parts(name: str) -> list[str]:
     return name.split("+")
 
 
-from harness.faults import cancel, disconnect, drain, stall  # noqa: E402,F401  (they register)
+from harness.faults import cancel, cluster, disconnect, drain, stall  # noqa: E402,F401  (they register)

@@ -142,15 +142,22 @@ class FlowSpec:
     closes_client: bool = False
 
     def validate_params(self, params: Mapping[str, Any]) -> None:
+        known = {**COMMON_PARAMS, **self.defaults}
         for k, v in params.items():
-            if k not in self.defaults:
-                raise ParamError(k, f"unknown parameter for flow {self.name} (known: {', '.join(sorted(self.defaults)) or 'none'})")
-            want = type(self.defaults[k])
+            if k not in known:
+                raise ParamError(k, f"unknown parameter for flow {self.name} (known: {', '.join(sorted(known)) or 'none'})")
+            if k == "replicas" and v not in (1, 3):
+                raise ParamError(k, f"must be 1 or 3 (3 needs `cluster: 3`), got {v!r}")
+            want = type(known[k])
             if not fits(v, want):
                 raise ParamError(k, f"must be {want.__name__}, got {type(v).__name__} {v!r}")
 
 
 FLOWS: dict[str, FlowSpec] = {}
+
+# Parameters every flow takes, read by the observer's prepare rather than by the flow:
+# `replicas` replicates the streams, buckets and object stores prepare creates (3 on a cluster).
+COMMON_PARAMS: dict[str, Any] = {"replicas": 1}
 
 
 def flow(

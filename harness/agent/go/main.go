@@ -270,6 +270,10 @@ func (a *agent) opConnect(req request) (map[string]any, error) {
 			o = append(o, nats.MaxPingsOutstanding(int(num(v))))
 		case "name":
 			o = append(o, nats.Name(v.(string)))
+		case "dont_randomize": // a cluster's nodes in the order given (the client starts on the first node's proxy)
+			if b, _ := v.(bool); b {
+				o = append(o, nats.DontRandomize())
+			}
 		default:
 			return nil, fmt.Errorf("client option %q has no nats.go equivalent in this agent", k)
 		}
