@@ -105,6 +105,7 @@ def node_copy(jsz: dict[str, Any] | None, stream: str) -> dict[str, Any] | None:
                 "first_seq": st.get("first_seq", 0),
                 "last_seq": st.get("last_seq", 0),
                 "leader": (s.get("cluster") or {}).get("leader", ""),
+                "replicas": (s.get("config") or {}).get("num_replicas", 1),
                 "consumers": {
                     c["name"]: {
                         "ack_floor": (c.get("ack_floor") or {}).get("stream_seq", 0),
@@ -113,6 +114,9 @@ def node_copy(jsz: dict[str, Any] | None, stream: str) -> dict[str, Any] | None:
                         "num_ack_pending": c.get("num_ack_pending", 0),
                         "num_waiting": c.get("num_waiting", 0),
                         "leader": (c.get("cluster") or {}).get("leader", ""),
+                        "push_bound": bool(c.get("push_bound", False)),
+                        "inactive_threshold": ((c.get("config") or {}).get("inactive_threshold") or 0) / 1e9,
+                        "durable": bool((c.get("config") or {}).get("durable_name")),
                     }
                     for c in s.get("consumer_detail") or []
                 },
@@ -122,7 +126,7 @@ def node_copy(jsz: dict[str, Any] | None, stream: str) -> dict[str, Any] | None:
 
 def copies(env: Any, stream: str) -> dict[str, dict[str, Any] | None]:
     """Every node's copy of `stream`, by node name (None: no answer or no copy)."""
-    return {n.name: node_copy(env.monitor(n.name, "/jsz?streams=true&consumers=true", timeout=2.0), stream)
+    return {n.name: node_copy(env.monitor(n.name, "/jsz?streams=true&consumers=true&config=true", timeout=2.0), stream)
             for n in env.nodes}
 
 

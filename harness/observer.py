@@ -178,7 +178,7 @@ class Observer:
             st = si.state
             return {"name": name, "retention": str(getattr(si.config.retention, "value", si.config.retention)),
                     "messages": st.messages, "first_seq": st.first_seq, "last_seq": st.last_seq,
-                    "num_deleted": st.num_deleted or 0}
+                    "num_deleted": st.num_deleted or 0, "replicas": si.config.num_replicas or 1}
 
         return self.run(go)
 
@@ -226,32 +226,48 @@ class Replicated:
     bucket and object store it creates replicated `replicas` times (param `replicas: 3` on a
     cluster); the flows' prepare functions stay as they are. Consumers inherit the stream's."""
 
+    PLACEMENT_WAIT = 5.0  # a node back from a fault is "offline" for placement until the meta leader hears its stats
+
     def __init__(self, js: Any, replicas: int) -> None:
         self._js, self._replicas = js, replicas
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._js, name)
 
+    async def _placed(self, create: Callable[[], Awaitable[T]]) -> T:
+        """Create, retrying (bounded) while the cluster answers 'no suitable peers for placement':
+        the routes are up (the environment's readiness) but the meta leader has not yet had the
+        returning node's statistics, which it sends within about a second."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.PLACEMENT_WAIT
+        while True:
+            try:
+                return await create()
+            except nats.js.errors.APIError as e:
+                if e.err_code != 10005 or loop.time() > deadline:
+                    raise
+                await asyncio.sleep(0.1)
+
     async def add_stream(self, config: Any = None, **params: Any) -> Any:
         if config is not None:
             config = dataclasses.replace(config, num_replicas=self._replicas)
         else:
             params["num_replicas"] = self._replicas
-        return await self._js.add_stream(config, **params)
+        return await self._placed(lambda: self._js.add_stream(config, **params))
 
     async def create_key_value(self, config: Any = None, **params: Any) -> Any:
         if config is not None:
             config = dataclasses.replace(config, replicas=self._replicas)
         else:
             params["replicas"] = self._replicas
-        return await self._js.create_key_value(config, **params)
+        return await self._placed(lambda: self._js.create_key_value(config, **params))
 
     async def create_object_store(self, bucket: Any = None, config: Any = None, **params: Any) -> Any:
         if config is not None:
             config = dataclasses.replace(config, replicas=self._replicas)
         else:
             params["replicas"] = self._replicas
-        return await self._js.create_object_store(bucket, config, **params)
+        return await self._placed(lambda: self._js.create_object_store(bucket, config, **params))
 
 
 def _consumer_dict(ci: Any) -> dict[str, Any]:

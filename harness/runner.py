@@ -18,6 +18,7 @@ from harness import faults, triggers
 from harness.agent.runner_side import AgentError, AgentPool, AgentProcess
 from harness.agent.snapshot import Snapshot
 from harness import checks
+from harness import clusterview
 from harness.clusterview import cluster_leader_event
 from harness.checks import AFTER_CLOSE, AFTER_FLOW, Baseline, Finding, ProbeFailed, settle
 from harness.checks.iterators import FlowEnd
@@ -211,6 +212,10 @@ class RunContext:
 
     def jsz_messages(self) -> int | None:
         return self.observer.jsz_stream_messages(self.object_stream)
+
+    def copies(self) -> dict[str, dict[str, Any] | None] | None:
+        """Each node's own copy of the flow's stream (None on one server)."""
+        return clusterview.copies(self.env, self.object_stream) if clusterview.is_cluster(self.env) else None
 
     def heartbeat_gaps(self) -> list[dict[str, Any]]:
         return self.agent.finish_watch()

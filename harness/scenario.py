@@ -40,7 +40,8 @@ import yaml
 from harness.errors import HarnessError
 
 NO_FAULT = "none"
-DEFAULT_CHECKS = ("tasks", "consumers", "iterators", "subscriptions", "loop", "recovery", "messages", "delivery", "interest", "memory", "resources")
+DEFAULT_CHECKS = ("tasks", "consumers", "iterators", "subscriptions", "loop", "recovery", "messages", "delivery", "interest", "memory", "resources",
+                  "replicas", "replica_consumers", "replica_interest", "accounting")  # the last four judge clusters only
 
 
 class ScenarioError(HarnessError):

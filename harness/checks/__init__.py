@@ -60,6 +60,7 @@ NEEDS = {
     "heartbeats": "the runner's record of the agent's heartbeats (gaps, stack dumps)",
     "flow_end": "the runner's record of how the flow ended (stuck calls, hung actions, close)",
     "samples": "a soak's per-round memory samples (agent: traced, objects, tasks, subs, RSS; server: memory, consumers)",
+    "cluster": "on a cluster, every node's own copy of the flow's stream and its consumers (`/jsz` per node)",
 }
 AGENT_NEEDS = frozenset({"snapshot", "fds", "probe"})
 RUNNER_RECORDS = frozenset({"outcome", "heartbeats", "flow_end", "samples"})
@@ -99,6 +100,7 @@ class Sources(Protocol):
     def connection(self, cid: int) -> dict[str, Any] | None: ...  # `/connz` record
     def stream(self) -> dict[str, Any] | None: ...  # the flow's stream: retention and state
     def jsz_messages(self) -> int | None: ...  # its message count as `/jsz` reports it
+    def copies(self) -> dict[str, dict[str, Any] | None] | None: ...  # each node's copy of the stream (None: one server)
     def heartbeat_gaps(self) -> list[dict[str, Any]]: ...
     def settled(self, probe: Callable[[], list[Finding]], grace: float | None = None) -> list[Finding]: ...
     def wait(self, seconds: float) -> None: ...  # an inherent wait (not harness overhead)
@@ -194,7 +196,8 @@ def needed(selected: tuple[str, ...] | set[str] | frozenset[str]) -> frozenset[s
 
 # Registration order is run order within a phase: the flow's end first, then the
 # connection, then residue in the client, on the server, and the loop's record last.
-MODULES = ("iterators", "recovery", "subscriptions", "tasks", "consumers", "messages", "delivery", "interest", "memory", "resources", "loop")
+MODULES = ("iterators", "recovery", "subscriptions", "tasks", "consumers", "messages", "delivery", "interest", "cluster", "memory",
+           "resources", "loop")
 
 for _m in MODULES:
     importlib.import_module(f"harness.checks.{_m}")

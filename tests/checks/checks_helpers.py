@@ -72,6 +72,7 @@ class FakeSources:
     consumer_reads: Callable[[], dict[str, dict[str, Any]]] = dataclasses.field(default_factory=lambda: Series({}))
     connz: Callable[[int], dict[str, Any] | None] = dataclasses.field(default_factory=lambda: Series(None))
     streams: Callable[[], dict[str, Any] | None] = dataclasses.field(default_factory=lambda: Series(None))
+    copy_reads: Callable[[], Any] = dataclasses.field(default_factory=lambda: Series(None))  # None: one server
     gaps: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     events: list[tuple[str, dict[str, Any]]] = dataclasses.field(default_factory=list)
     inherent: float = 0.0
@@ -97,6 +98,9 @@ class FakeSources:
     def jsz_messages(self) -> Any:
         s = self.streams()
         return s["messages"] if s else None
+
+    def copies(self) -> Any:
+        return self.copy_reads()
 
     def heartbeat_gaps(self) -> list[dict[str, Any]]:
         return self.gaps

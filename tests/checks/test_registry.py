@@ -18,9 +18,10 @@ def test_every_default_check_is_registered_with_a_doc_and_at_least_one_step() ->
 
 def test_steps_come_in_registration_order_per_phase() -> None:
     names = [s.check for s in checks.steps(AFTER_FLOW, DEFAULT_CHECKS)]
-    assert names == ["iterators", "recovery", "subscriptions", "tasks", "consumers", "messages", "delivery", "interest", "memory"]
+    assert names == ["iterators", "recovery", "subscriptions", "tasks", "consumers", "messages", "delivery", "interest",
+                     "replica_interest", "memory"]
     names = [s.check for s in checks.steps(AFTER_CLOSE, DEFAULT_CHECKS)]
-    assert names == ["iterators", "tasks", "consumers", "resources", "loop"]
+    assert names == ["iterators", "tasks", "consumers", "replicas", "replica_consumers", "accounting", "resources", "loop"]
 
 
 def test_unselected_checks_run_only_their_free_steps() -> None:

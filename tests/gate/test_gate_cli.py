@@ -73,7 +73,7 @@ def test_a_malformed_known_issues_file_is_exit_2_before_anything_runs(tmp_path: 
     r = gate(project(tmp_path, bad), NATS_CHAOS_RUN_ROOT=str(root))
     assert r.returncode == 2
     assert r.stderr.splitlines()[0].startswith(
-        "known_issues/known_issues.yaml: entry KI-900: field 'checks': unknown check 'taks' (known: consumers, ")
+        "known_issues/known_issues.yaml: entry KI-900: field 'checks': unknown check 'taks' (known: accounting, consumers, ")
     assert not (tmp_path / "reports").exists() and not root.exists()
 
 
