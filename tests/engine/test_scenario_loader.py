@@ -22,10 +22,13 @@ def test_reference_matrix_expands_to_stable_readable_ids() -> None:
     assert "objectstore.get[stall.bandwidth0@transfer]" in ids
     assert "objectstore.get[none]" in ids
     assert len(ids) == len(set(ids))
-    # Get, Next and ack each under stall, disconnect and drain, plus a control each
+    # Get, Next and ack each under stall, disconnect and drain, plus a control each (on one
+    # server; on a cluster, cluster faults too)
     for flow in ("objectstore.get", "next.fetch", "next.iterate", "ack.ack_sync"):
-        kinds = {s.fault.split(".")[0] for s in load_paths([ROOT / "scenarios"]) if s.flow == flow}
+        kinds = {s.fault.split(".")[0] for s in load_paths([ROOT / "scenarios"]) if s.flow == flow and s.cluster == 1}
         assert kinds == {"none", "stall", "disconnect", "drain"}, flow
+        clustered = {s.fault.split(".")[0] for s in load_paths([ROOT / "scenarios"]) if s.flow == flow and s.cluster == 3}
+        assert clustered <= {"none", "cluster"}, flow
     assert ids == [s.id for s in load_paths([ROOT / "scenarios"])]  # stable
 
 
@@ -150,3 +153,18 @@ def test_an_entrys_tags_are_names(tmp_path) -> None:
     p.write_text("matrix:\n  - name: t\n    flows: [selftest.clean_task]\n    tags: ['not a name']\n")
     with pytest.raises(ScenarioError, match="field 'tags'"):
         load_file(p)
+
+
+def test_cluster_faults_and_replicas_need_a_cluster_entry(tmp_path: Path) -> None:
+    entry = "matrix:\n  - name: e\n    flows: [next.fetch]\n    faults: [cluster.stepdown_stream]\n    triggers: [waiting]\n"
+    with pytest.raises(ScenarioError) as e:
+        load_file(write(tmp_path, entry))
+    assert (e.value.entry, e.value.field) == ("e", "faults") and "needs a cluster" in e.value.problem
+    with pytest.raises(ScenarioError) as e:
+        load_file(write(tmp_path, "matrix:\n  - name: e\n    flows: [next.fetch]\n    params: {replicas: 3}\n"))
+    assert e.value.field == "params.replicas"
+    with pytest.raises(ScenarioError) as e:
+        load_file(write(tmp_path, "matrix:\n  - name: e\n    flows: [next.fetch]\n    cluster: 2\n"))
+    assert e.value.field == "cluster"
+    (sc,) = [s for s in load_file(write(tmp_path, entry.replace("  - name: e\n", "  - name: e\n    cluster: 3\n")))]
+    assert (sc.cluster, sc.id) == (3, "next.fetch[cluster.stepdown_stream@waiting]")
