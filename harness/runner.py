@@ -547,12 +547,15 @@ class Runner:
         return len(agent.events), True
 
     def _sample(self, rc: RunContext, start_tracing: bool = False) -> dict[str, Any]:
-        """One round's memory sample: the agent's (managed memory, tasks, subscriptions, RSS)
+        """One round's memory sample: the agent's (managed memory, tasks or goroutines, subscriptions, RSS)
         and the server's (its memory, the flow's consumers' ack-pending and redelivered)."""
         with rc.waiting():  # a full gc.collect() in the agent is the measurement, not overhead
             agent_side = rc.agent.request("memory", timeout=10, start_tracing=start_tracing)
             cons = rc.consumers().values()
-            out = {k: agent_side[k] for k in ("traced", "objects", "tasks", "subs", "rss")}
+            # Whatever figures the agent's runtime has (nats-py: traced, objects, tasks; nats.go:
+            # heap, heap_objects, goroutines; both: subs, rss): the check's bounds name each.
+            out = {k: v for k, v in agent_side.items()
+                   if k not in ("re", "ok") and isinstance(v, (int, float)) and not isinstance(v, bool)}
             out.update(server_mem=self.observer.varz().get("mem", 0),
                        ack_pending=sum(c["num_ack_pending"] for c in cons), redelivered=sum(c["num_redelivered"] for c in cons))
         return out

@@ -1,8 +1,10 @@
 """Memory growth over a soak: the same flow repeated for many rounds, sampled after each.
 
 Growth is a slope over rounds after a warm-up, never a single reading. The agent's managed
-memory is judged — `tracemalloc`'s traced bytes, objects the garbage collector tracks,
-asyncio tasks, the client's subscriptions — each against a stated bound per round. RSS and
+memory is judged — nats-py: `tracemalloc`'s traced bytes, objects the garbage collector
+tracks, asyncio tasks; nats.go: the live heap after `runtime.GC()`, heap objects, goroutines,
+the connection's status listeners; both: the client's subscriptions — each against a stated
+bound per round. RSS and
 the server's view (its memory from `/varz`, the flow's consumers' ack-pending and
 redelivered counts) are recorded beside them as context: a flow such as `nak(delay)` keeps
 messages pending on the server by design, and RSS lags what the runtime frees.
@@ -18,13 +20,22 @@ from harness.checks import AFTER_FLOW, Finding, Sources, check, step
 # Growth per round beyond which a metric is a finding. A clean round leaves nothing behind;
 # these absorb the noise of caches that fill once and of a few objects in flight at the
 # moment of sampling (measured on the clean soak flows: see docs/design.md "Memory growth").
+# Each agent reports its runtime's own figures (nats-py: traced, objects, tasks; nats.go: heap,
+# heap_objects, goroutines, listeners; both: subs, rss); a bound applies where the metric exists.
 BOUNDS: dict[str, float] = {
     "traced": 1024.0,  # bytes per round
     "objects": 8.0,  # gc-tracked objects per round
     "tasks": 0.05,  # asyncio tasks per round (one leaked task every 20 rounds)
     "subs": 0.05,  # client subscriptions per round
+    # nats.go: the live heap after two forced collections (clean soaks on v1.55.0: at most ~215
+    # B/round, a runtime that sizes its internal tables in steps) and its objects (at most 0.6/round)
+    "heap": 1024.0,  # bytes per round
+    "heap_objects": 8.0,  # heap objects per round
+    "goroutines": 0.05,  # goroutines per round (one leaked goroutine every 20 rounds)
+    "listeners": 0.05,  # the connection's status listeners per round (nc.StatusChanged channels)
 }
 UNITS = {"traced": "B", "objects": "objects", "tasks": "tasks", "subs": "subscriptions", "rss": "B",
+         "heap": "B", "heap_objects": "objects", "goroutines": "goroutines", "listeners": "listeners",
          "server_mem": "B", "ack_pending": "messages", "redelivered": "messages"}
 CONTEXT = ("rss", "server_mem", "ack_pending", "redelivered")  # recorded, not judged
 MIN_FIT = 4  # rounds after the warm-up needed for a slope to mean anything
@@ -102,7 +113,7 @@ def find_growth(series: MemorySeries, bounds: Mapping[str, float] = BOUNDS) -> l
     return out
 
 
-check("memory", "a soak's per-round growth of the agent's traced memory, objects, tasks and subscriptions "
+check("memory", "a soak's per-round growth of the agent's managed memory, objects, tasks or goroutines and subscriptions "
                 "(RSS and the server's view as context)")
 
 

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 
-from harness.flows import IntegrityError, Names, compat, flow
+from harness.flows import IntegrityError, Names, compat, flow, one_api
 
 
 async def _prepare_nak_stream(js: Any, names: Names, params: Mapping[str, Any]) -> None:
@@ -27,11 +27,12 @@ async def _prepare_nak_stream(js: Any, names: Names, params: Mapping[str, Any]) 
     "soak.nak_delay",
     triggers=(),
     prepare=_prepare_nak_stream,
-    defaults={"count": 20, "nak_delay": 600.0, "fetch_timeout": 1.0},
+    defaults={"count": 20, "nak_delay": 600.0, "fetch_timeout": 1.0, "api": ""},
     requires=("nats.aio.msg.Msg.nak(delay)",),
 )
 async def nak_delay(ctx: Any) -> dict:
     """Publish `count` messages, fetch them, `nak(delay)` each with a long delay (they stay pending on the server)."""
+    one_api(ctx)
     subject = f"{ctx.names.subject}.m"
     for i in range(ctx.params["count"]):
         await ctx.js.publish(subject, f"m{i}".encode())
@@ -63,12 +64,13 @@ async def _prepare_object(js: Any, names: Names, params: Mapping[str, Any]) -> N
     "soak.objectstore_get",
     triggers=(),
     prepare=_prepare_object,
-    defaults={"size": 65_536, "call_timeout": 10.0},
+    defaults={"size": 65_536, "call_timeout": 10.0, "api": ""},
     consumer_stream="object",
     requires=("nats.js.JetStreamContext.object_store",),
 )
 async def objectstore_get(ctx: Any) -> dict:
     """Get the same object again (each get runs an ordered consumer of its own)."""
+    one_api(ctx)
     obs = await ctx.js.object_store(ctx.names.bucket)
     res = await ctx.call("objectstore.get", obs.get("obj"), timeout=ctx.params["call_timeout"])
     if len(res.data) != ctx.params["size"]:
@@ -86,10 +88,11 @@ async def _prepare_stream(js: Any, names: Names, params: Mapping[str, Any]) -> N
     "soak.subscribe_cycle",
     triggers=(),
     prepare=_prepare_stream,
-    defaults={"count": 10, "next_timeout": 2.0},
+    defaults={"count": 10, "next_timeout": 2.0, "api": ""},
 )
 async def subscribe_cycle(ctx: Any) -> dict:
     """Subscribe (an ephemeral push consumer), iterate every message, ack, unsubscribe."""
+    one_api(ctx)
     sub = await ctx.js.subscribe(f"{ctx.names.subject}.>", manual_ack=True)
     got = 0
     try:
@@ -101,6 +104,34 @@ async def subscribe_cycle(ctx: Any) -> dict:
                 break
     finally:
         await sub.unsubscribe()
+    return {"received": got}
+
+
+@flow(
+    "soak.consume_drain",
+    triggers=(),
+    prepare=_prepare_stream,
+    defaults={"count": 10, "call_timeout": 10.0},
+)
+async def consume_drain(ctx: Any) -> dict:
+    """Messages handed to a callback (acked there) until every one is in, then the subscription drained
+    (nats-py: a push subscription's `cb` and `sub.drain()`; nats.go: `Consumer.Consume` and `Drain()`)."""
+    got = 0
+    everything = asyncio.Event()
+
+    async def on_msg(msg: Any) -> None:
+        nonlocal got
+        ctx.delivered(msg)
+        await msg.ack()
+        got += 1
+        if got == ctx.params["count"]:
+            everything.set()
+
+    sub = await ctx.js.subscribe(f"{ctx.names.subject}.>", cb=on_msg, manual_ack=True)
+    try:
+        await ctx.call("consume", everything.wait(), timeout=ctx.params["call_timeout"])
+    finally:
+        await ctx.call("sub.drain", sub.drain(), timeout=ctx.params["call_timeout"])
     return {"received": got}
 
 

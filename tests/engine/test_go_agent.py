@@ -210,8 +210,11 @@ LEAKY = [
     ("selftest.leave_consumer", "consumers", "kept alive"),
     ("selftest.stuck_iterator", "iterators", "messages.Next still pending"),
     ("selftest.spin", "loop", "spinning for"),
+    # a soak whose round keeps 4 KiB, 20 small objects and a blocked goroutine (a growing slice)
+    ("selftest.soak_leak", "memory", "heap grows"),
 ]
-CLEAN = ["selftest.clean_task", "selftest.clean_consumer", "selftest.clean_iterator", "selftest.yield"]
+CLEAN = ["selftest.clean_task", "selftest.clean_consumer", "selftest.clean_iterator", "selftest.yield",
+         "selftest.soak_clean"]
 
 
 @pytest.mark.parametrize("flow,check,phrase", LEAKY, ids=[f for f, _, _ in LEAKY])
@@ -237,6 +240,38 @@ def test_a_go_spin_is_busy_and_its_evidence_is_the_spinning_goroutine(runners: d
     assert "main.selftestSpin" in loop[0].evidence  # the goroutine dump the agent wrote on SIGUSR1
     stuck = runners[DEFAULT].run(selftest("selftest.stuck_iterator"))
     assert any("lost wake-up (idle CPU)" in f.summary and "main.selftestIterator" in f.evidence for f in stuck.findings)
+
+
+def test_a_go_soak_records_the_go_runtimes_figures(runners: dict[str, Runner]) -> None:
+    rec = runners[DEFAULT].run(selftest("selftest.soak_leak"))
+    m = rec.series["memory"]
+    assert m["rounds"] == 25 and m["warmup"] == 5 and all(len(v) == 25 for v in m["metrics"].values())
+    assert set(m["metrics"]) == {"heap", "heap_objects", "goroutines", "subs", "listeners", "rss",
+                                 "server_mem", "ack_pending", "redelivered"}
+    assert m["slopes"]["heap"] > 4096 and m["slopes"]["heap_objects"] > 8 and m["slopes"]["goroutines"] == 1.0
+    assert m["bounds"] == {"heap": 1024.0, "heap_objects": 8.0, "goroutines": 0.05, "subs": 0.05, "listeners": 0.05}
+    summaries = [f.summary for f in rec.findings if f.check == "memory"]
+    assert any(s.startswith("goroutines grows 1 goroutines per round") for s in summaries), summaries
+    # the leaked goroutines are also what the tasks check finds
+    assert any(f.check == "tasks" and "main.forever" in f.summary for f in rec.findings)
+
+
+SOAK = ROOT / "scenarios" / "soak"
+
+
+@pytest.mark.parametrize("sid", ["soak.nak_delay[none]", "soak.nak_delay[none~legacy]", "soak.consume_drain[none]"])
+def test_the_seeds_soak_and_a_consume_loop_run_on_nats_go(runners: dict[str, Runner], sid: str) -> None:
+    # The seed's pattern (NakWithDelay, 600 s, on every message of both APIs) and Consume() then
+    # Drain(), shortened to 12 rounds: a clean release passes, with the naks pending on the server.
+    import dataclasses
+
+    sc = next(s for s in load_paths([SOAK]) if s.id == sid)
+    rec = runners[DEFAULT].run(dataclasses.replace(sc, rounds=12))
+    assert rec.verdict == "passed", (rec.reason, [f.summary for f in rec.findings])
+    m = rec.series["memory"]
+    assert m["rounds"] == 12 and "heap" in m["slopes"]
+    if "nak_delay" in sid:
+        assert m["metrics"]["ack_pending"][-1] == 12 * sc.params["count"]  # every nak'd message still pending
 
 
 # -- the seed defects: found on the releases that had them, passed on the fixes -------------

@@ -1,7 +1,7 @@
 // Command agent hosts nats.go as the client under test and speaks the harness's agent
 // protocol (JSON lines on stdin/stdout), the same one harness/agent/agent_side.py speaks
 // for nats-py: ops connect/start/release/finish/action/cancel_flow/pending/snapshot/fds/
-// probe/close/exit; events hello/hb/checkpoint/received/outcome/conn.
+// probe/memory/close/exit; events hello/hb/checkpoint/received/outcome/conn.
 //
 // It is built once per nats.go version by harness/targets/nats_go.py; it knows flows by
 // name only (the runner's observer prepares what they need, in Python).
@@ -187,6 +187,8 @@ func (a *agent) handle(req request) {
 			return a.opSnapshot()
 		case "fds":
 			return map[string]any{"fds": openFDs()}, nil
+		case "memory":
+			return a.opMemory(req)
 		case "probe":
 			return a.opProbe(req)
 		case "close":
