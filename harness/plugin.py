@@ -3,7 +3,8 @@
 `-k`, `-x`, `--lf`, `-n` (pytest-xdist: each worker starts its own environment) and
 `--junitxml` work as pytest users expect. Registered through the `pytest11` entry point.
 
-Settings are resolved once, with the precedence command line > environment > ini:
+Settings are resolved once (harness.session.resolve_settings, into a frozen ChaosSettings),
+with the precedence command line > environment > ini:
 `--chaos-env` / `NATS_CHAOS_ENV` / `chaos_env`, `--chaos-seed` / `NATS_CHAOS_SEED`,
 `--chaos-reports` / `NATS_CHAOS_REPORTS` / `chaos_reports`, and the target:
 `--client` / `NATS_CHAOS_CLIENT` / `chaos_client` (`nats-py==2.8.0`, `nats-py@PATH`) and
@@ -17,7 +18,6 @@ import datetime
 import json
 import os
 import signal
-import sys
 import threading
 from pathlib import Path
 from typing import Any, Iterator
@@ -25,20 +25,29 @@ from typing import Any, Iterator
 import pytest
 
 import harness
-from harness.env import BACKENDS, make_environment
+from harness.env import Environment
 from harness.env.topology import SINGLE, Topology
-from harness.errors import EnvError, HarnessError
-from harness.infrastructure import Death, InfraEvent, Watch, errored
-from harness.journal import JournalWriter
+from harness.errors import HarnessError
+from harness.infrastructure import InfraEvent, Watch, errored
 from harness.progress import Progress
-from harness.scenario import Scenario, ScenarioError, load_file, resolve_seed
-from harness.targets import TargetError, parse_client
-from harness.targets.resolve import Target, resolve_target, target_slug
+from harness.scenario import Scenario, ScenarioError, load_file
+from harness.session import (
+    ChaosSettings,
+    EnvironmentHolder,
+    ProgressDisplay,
+    RunJournal,
+    SettingsError,
+    resolve_settings,
+)
+from harness.targets.resolve import Target, resolve_target
 
 RECORD_KEY = "nats_chaos_record"
 VERSIONS_KEY = "nats_chaos_versions"  # a worker's environment versions, for the controller's header
 INFRA_KEY = "nats_chaos_infra"  # an environment death and what the run did about it
-INVALID_ENV = "Invalid chaos environment {value!r} from {source}: expected one of " + ", ".join(BACKENDS)
+# pytest's options and ini values the settings are resolved from (harness.session.resolve_settings)
+OPTIONS = ("chaos_env", "chaos_seed", "chaos_client", "chaos_server", "chaos_soak", "chaos_reports", "chaos_flows",
+           "chaos_cluster")
+INI = ("chaos_env", "chaos_client", "chaos_server", "chaos_reports")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -63,112 +72,86 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("chaos_reports", "directory for run reports", default="reports")
 
 
-def _resolve(config: pytest.Config, opt: str, env: str, ini: str | None, default: Any) -> tuple[Any, str]:
-    v = config.getoption(opt)
-    if v is not None:
-        return v, f"--{opt.replace('_', '-')}"
-    if os.environ.get(env):
-        return os.environ[env], f"${env}"
-    if ini is not None:
-        iv = config.getini(ini)
-        if iv:
-            return iv, f"ini {ini}"
-    return default, "default"
+def _settings(config: pytest.Config) -> ChaosSettings:
+    """Every setting resolved once from pytest's options, the environment and the ini file."""
+    options = {name: config.getoption(name) for name in OPTIONS}
+    ini = {name: config.getini(name) for name in INI}
+    base = config.inipath.parent if config.inipath else config.invocation_params.dir
+    try:
+        return resolve_settings(options, os.environ, ini, base=base, worker=getattr(config, "workerinput", None))
+    except SettingsError as e:
+        raise pytest.UsageError(str(e)) from None
 
 
 class ChaosSession:
-    """Settings resolved once, the environment (started lazily) and the runner."""
+    """One run: its settings (resolved once), its environment and runner, its progress line
+    and (in the controller) its journal."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
-        backend, src = _resolve(config, "chaos_env", "NATS_CHAOS_ENV", "chaos_env", "local")
-        if backend not in BACKENDS:
-            raise pytest.UsageError(INVALID_ENV.format(value=backend, source=src))
-        self.backend = backend
-        winput = getattr(config, "workerinput", None)
-        try:
-            if winput and "chaos_seed" in winput:
-                self.seed, self.seed_source = resolve_seed(winput["chaos_seed"], "controller")
-            else:
-                self.seed, self.seed_source = resolve_seed(config.getoption("chaos_seed"), "--chaos-seed")
-        except ValueError as e:
-            raise pytest.UsageError(f"Invalid chaos {e}") from None
-        self.client_spec, self.client_source = _resolve(config, "chaos_client", "NATS_CHAOS_CLIENT", "chaos_client", None)
-        self.server_spec, self.server_source = _resolve(config, "chaos_server", "NATS_CHAOS_SERVER", "chaos_server", None)
-        try:  # syntax and implementation name now; installed on first use (get_target)
-            parse_client(self.client_spec)
-        except TargetError as e:
-            raise pytest.UsageError(f"Invalid client target {self.client_spec!r} from {self.client_source}: {e.summary}") from None
-        self.target: Target | None = None
-        soak, soak_source = _resolve(config, "chaos_soak", "NATS_CHAOS_SOAK", None, "0")
-        try:
-            self.soak_seconds = float(soak)
-        except ValueError:
-            self.soak_seconds = -1.0
-        if not 0 <= self.soak_seconds <= 7 * 86400:
-            raise pytest.UsageError(f"Invalid chaos soak {soak!r} from {soak_source}: expected seconds from 0 to 604800")
-        reports, _ = _resolve(config, "chaos_reports", "NATS_CHAOS_REPORTS", "chaos_reports", "reports")
-        # Relative to the project (the ini file's folder), not to wherever the scenario files are.
-        base = config.inipath.parent if config.inipath else config.invocation_params.dir
-        self.reports = Path(base, reports) if not os.path.isabs(reports) else Path(reports)
-        self.run_id = (
-            (winput or {}).get("chaos_run_id")
-            or os.environ.get("NATS_CHAOS_RUN_ID")
-            or datetime.datetime.now().strftime("%Y%m%d-%H%M%S") + f"-{self.seed}-{target_slug(self.client_spec, self.server_spec)}"
-        )
-        self.flow_modules = tuple(config.getoption("chaos_flows") or ())
-        if self.flow_modules:  # before collection: a scenario file may name their flows
+        self.settings = _settings(config)
+        s = self.settings
+        if s.flow_modules:  # before collection: a scenario file may name their flows
             from harness.flows import FlowModuleError, load_flow_modules
 
             try:
-                load_flow_modules(self.flow_modules)
+                load_flow_modules(s.flow_modules)
             except FlowModuleError as e:
                 raise pytest.UsageError(str(e)) from None
-        cluster, cluster_source = _resolve(config, "chaos_cluster", "NATS_CHAOS_CLUSTER", None, None)
-        try:
-            self.cluster: Topology | None = Topology.parse(cluster) if cluster is not None else None
-        except ValueError as e:
-            raise pytest.UsageError(f"Invalid cluster size {cluster!r} from {cluster_source}: {e}") from None
-        self.env: Any = None
-        self.runner: Any = None
-        self.topology: Topology = SINGLE  # the current environment's
-        # Environments of the other topologies this run met, kept running (a run that mixes
-        # single-server and cluster scenarios starts each once): topology -> (env, runner).
-        self.parked: dict[Topology, tuple[Any, Any]] = {}
+        self.target: Target | None = None
+        # One environment per topology this run meets (a run that mixes single-server and
+        # cluster scenarios starts each once and keeps it running); `topology` is the current one.
+        self.holders: dict[Topology, EnvironmentHolder] = {}
+        self.topology: Topology = SINGLE
+        self._watch = Watch()
         self.records: list[dict[str, Any]] = []
         self.infra: list[dict[str, Any]] = []
-        self.env_error: HarnessError | None = None
-        self.versions: dict[str, str] = {}
+        self._reported_versions: dict[str, str] = {}  # from the workers' reports (xdist controller)
         self.started = datetime.datetime.now().isoformat(timespec="seconds")
         # The controller appends each record to journal.jsonl as its report arrives (under
         # xdist the workers' reports come here too), so a killed run keeps what it finished.
-        self.writer: JournalWriter | None = None if winput else JournalWriter(self.reports / self.run_id)
+        self.journal: RunJournal | None = None if s.worker else RunJournal(s.reports / s.run_id, self._journal_header)
         # Validated before anything runs (a malformed file is a usage error), used by the report.
-        self.known = None if winput else _load_known(config)
-        self.watch = Watch()
-        self.progress: Progress | None = None
-        self.live = False  # a live progress line on a terminal; plain lines otherwise
-        self._tick_stop = threading.Event()
-        self._tick_lock = threading.Lock()
-        self._ticker: threading.Thread | None = None
+        self.known = None if s.worker else _load_known(config)
+        self.display = ProgressDisplay(lambda: config.pluginmanager.get_plugin("terminalreporter"))
+
+    # -- settings, as the rest of the plugin reads them ------------------------------
+    @property
+    def seed(self) -> int:
+        return self.settings.seed
+
+    @property
+    def backend(self) -> str:
+        return self.settings.backend
+
+    @property
+    def cluster(self) -> Topology | None:
+        return self.settings.cluster
+
+    @property
+    def holder(self) -> EnvironmentHolder:
+        """The current topology's environment holder."""
+        if self.topology not in self.holders:
+            self.holders[self.topology] = EnvironmentHolder(
+                self.backend, self.get_target, self._open_runner, topology=self.topology, watch=self._watch
+            )
+        return self.holders[self.topology]
+
+    @property
+    def versions(self) -> dict[str, str]:
+        """The environment's versions: this process's (the current one's first), else a worker's."""
+        current = self.holders.get(self.topology)
+        started = [h.versions for h in (current, *self.holders.values()) if h is not None and h.versions]
+        return started[0] if started else self._reported_versions
+
+    # -- progress -------------------------------------------------------------------
+    @property
+    def progress(self) -> Progress | None:
+        return self.display.progress
 
     def start_progress(self, total: int) -> None:
-        if self.writer is not None and self.progress is None and self.config.get_verbosity() <= 0:
-            self.progress = Progress(total)
-            self.live = sys.stdout.isatty()
-            if self.live:  # elapsed and the estimate move between scenarios too (some take 20 s)
-                self._ticker = threading.Thread(target=self._tick, name="nats-chaos-progress", daemon=True)
-                self._ticker.start()
-
-    def _tick(self) -> None:
-        while not self._tick_stop.wait(1.0):
-            self._rewrite()
-
-    def _rewrite(self) -> None:
-        tr = self.config.pluginmanager.get_plugin("terminalreporter")
-        with self._tick_lock:
-            if self.progress is not None and tr is not None:
-                tr.rewrite(self.progress.live_line(), erase=True)
+        if self.journal is not None and self.config.get_verbosity() <= 0:
+            self.display.start(total)
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.start_progress(sum(isinstance(i, ScenarioItem) for i in session.items))
@@ -177,145 +160,85 @@ class ChaosSession:
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
         self.start_progress(len(ids))
 
-    def show_progress(self, rec: dict[str, Any]) -> None:
-        tr = self.config.pluginmanager.get_plugin("terminalreporter")
-        if self.progress is None or tr is None:
-            return
-        self.progress.finished(rec)
-        if self.live:
-            self._rewrite()
-        else:
-            tr.write_line(self.progress.plain_line(rec))
-
-    def end_progress(self) -> None:
-        self._tick_stop.set()
-        if self._ticker is not None:
-            self._ticker.join(2)
-        tr = self.config.pluginmanager.get_plugin("terminalreporter")
-        with self._tick_lock:
-            if self.live and self.progress is not None and tr is not None:
-                tr.write("\n")
-            self.progress = None
-
+    # -- target, environment, runner -----------------------------------------------
     def get_target(self) -> Target:
         """The target, installed (once per process; a cached install is ready in ~0.1 s)."""
         if self.target is None:
-            self.target = resolve_target(self.client_spec, self.server_spec)
+            self.target = resolve_target(self.settings.client_spec, self.settings.server_spec)
             if self.target.server.source != "default":
                 # Both backends take the server as a binary (compose copies it into its image).
                 os.environ["NATS_SERVER_BIN"] = self.target.server.binary
         return self.target
 
-    def settings(self) -> Any:
+    def runner_settings(self) -> Any:
         """The runner's bounds, with this run's soak duration."""
         from harness.runner import Settings
 
-        return Settings(soak_seconds=self.soak_seconds)
+        return Settings(soak_seconds=self.settings.soak_seconds)
+
+    def _open_runner(self, env: Environment, target: Target) -> Any:
+        from harness.runner import Runner
+
+        return Runner(env, self.seed, settings=self.runner_settings(), flow_modules=self.settings.flow_modules,
+                      agent_command=target.command)
 
     def topology_of(self, sc: Scenario) -> Topology:
         """Where scenario `sc` runs: `--cluster N` for every scenario, else its entry's `cluster:`."""
         return self.cluster if self.cluster is not None else Topology.parse(sc.cluster)
 
     def get_runner(self, topology: Topology = SINGLE) -> Any:
-        if self.env_error is not None:
-            raise self.env_error
-        if topology != self.topology:
-            if self.runner is not None:
-                self.parked[self.topology] = (self.env, self.runner)
-            self.env, self.runner = self.parked.pop(topology, (None, None))
-            self.topology = topology
-        if self.runner is None:
-            from harness.runner import Runner
+        """The runner on a running environment of `topology` (both started on first use; the
+        environments of other topologies keep running). An environment that could not start
+        ends every later scenario at once, whatever its topology."""
+        failed = next((h.error for h in self.holders.values() if h.error is not None), None)
+        if failed is not None:
+            raise failed
+        self.topology = topology
+        return self.holder.runner()
 
-            try:
-                self.get_target()
-                self.env = make_environment(self.backend, topology=topology)
-                self.env.__enter__()
-                self.versions = self.env.versions()
-                check_server_version(self.get_target(), self.versions.get("nats-server", ""), self.backend)
-                self.runner = Runner(self.env, self.seed, settings=self.settings(), flow_modules=self.flow_modules,
-                                     agent_command=self.get_target().command)
-            except HarnessError as e:
-                self.env_error = e
-                self.stop()
-                raise
-        return self.runner
+    def stop(self) -> None:
+        """Stop every environment (each runner closed before its environment)."""
+        for h in self.holders.values():
+            h.close()
 
-    def stop(self, everything: bool = True) -> None:
-        """Stop the current environment (and, with `everything`, the parked ones too)."""
-        pairs = [(self.env, self.runner)] + (list(self.parked.values()) if everything else [])
-        if everything:
-            self.parked.clear()
-        self.env = self.runner = None
-        for env, runner in pairs:
-            if runner is not None:
-                runner.close()
-            if env is not None:
-                env.stop()
+    def survive_infrastructure(self, rec: dict[str, Any], item: "ScenarioItem") -> dict[str, Any]:
+        """A server that died during the scenario: the scenario is `error`, the environment is
+        restarted (bounded), or, if the same server died right after its restart, the run ends."""
+        survival = self.holder.survive()
+        if survival is None:
+            return rec
+        d = survival.death
+        if survival.stop_session:
+            item.session.shouldstop = survival.stop_session
+        item.infra.append(InfraEvent(d.component, item.scenario.id, survival.outcome, d.evidence[-3000:],
+                                     self.holder.watch.restarts).to_json())
+        return errored(rec, d)
 
+    # -- reports from this process or, under xdist, from the workers ---------------------
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Collect records (from this process or, under xdist, from the workers' reports)."""
         for k, v in report.user_properties:
             if k == VERSIONS_KEY and not self.versions:
-                self.versions = json.loads(v)
+                self._reported_versions = json.loads(v)
         for k, v in report.user_properties:
-            if k == INFRA_KEY and self.writer is not None:
-                self.ensure_header()
-                self.writer.infra(json.loads(v))
+            if k == INFRA_KEY and self.journal is not None:
+                self.journal.infra(json.loads(v))
                 self.infra.append(json.loads(v))
         for k, v in report.user_properties:
             if k == RECORD_KEY:
                 rec = json.loads(v)
                 self.records.append(rec)
-                self.journal_record(rec)
-                self.show_progress(rec)
+                if self.journal is not None:
+                    self.journal.record(rec)
+                self.display.finished(rec)
 
-    def ensure_header(self) -> None:
-        if self.writer is not None and not self.writer.has_header:
-            h = self.header()
-            h["started"] = self.started
-            self.writer.header(h)
-
-    def journal_record(self, rec: dict[str, Any]) -> None:
-        if self.writer is None:
-            return
-        self.ensure_header()
-        self.writer.record(rec)
-
-    def survive_infrastructure(self, rec: dict[str, Any], item: "ScenarioItem") -> dict[str, Any]:
-        """A server that died during the scenario: the scenario is `error`, the environment is
-        restarted (bounded), or, if the same server died right after its restart, the run ends."""
-        if self.env is None:
-            return rec
-        try:
-            deaths = [Death(name, ev) for name, ev in self.env.dead_components()]
-        except Exception as e:  # the probe itself failed: the environment is unusable
-            deaths = [Death("environment", f"{type(e).__name__}: {e}")]
-        action = self.watch.decide(deaths)
-        if action == "none":
-            return rec
-        d = deaths[0]
-        rec = errored(rec, d)
-        self.stop(everything=False)
-        if action == "restart":
-            self.watch.restarted(d.component)
-            try:
-                self.get_runner(self.topology)
-                outcome = "restarted"
-            except HarnessError as e:
-                outcome = f"restart failed: {str(e).splitlines()[0]}"
-                item.session.shouldstop = f"nats-chaos: the environment could not be restarted after {d.component} died"
-        else:
-            outcome = "ended the run"
-            self.env_error = EnvError(
-                f"{d.component} died again right after a restart (or after {self.watch.restarts} restarts); ending the run",
-                evidence=d.evidence, hint="the machine, not the client, is failing: look at the log above")
-            item.session.shouldstop = f"nats-chaos: {d.component} died again; ending the run"
-        item.infra.append(InfraEvent(d.component, item.scenario.id, outcome, d.evidence[-3000:], self.watch.restarts).to_json())
-        return rec
+    def _journal_header(self) -> dict[str, Any]:
+        h = self.header()
+        h["started"] = self.started
+        return h
 
     def header(self) -> dict[str, Any]:
-        if self.target is None and self.env_error is None:
+        if self.target is None and all(h.error is None for h in self.holders.values()):
             try:
                 self.get_target()
             except HarnessError:
@@ -325,9 +248,9 @@ class ChaosSession:
         from importlib.metadata import version
 
         return {
-            "run_id": self.run_id,
+            "run_id": self.settings.run_id,
             "seed": self.seed,
-            "seed_source": self.seed_source,
+            "seed_source": self.settings.seed_source,
             "backend": self.backend,
             "harness": harness.__version__,
             "target": self.target.to_json() if self.target else {},
@@ -337,7 +260,7 @@ class ChaosSession:
             "nats_server": self.versions.get("nats-server", "?"),
             "toxiproxy": self.versions.get("toxiproxy", "?"),
             "client_options": CLIENT_OPTIONS,
-            "settings": dataclasses.asdict(self.settings()),
+            "settings": dataclasses.asdict(self.runner_settings()),
             "started": datetime.datetime.now().isoformat(timespec="seconds"),
         }
 
@@ -358,16 +281,6 @@ def _load_known(config: pytest.Config) -> Any:
         raise pytest.UsageError(str(e)) from None
 
 
-def check_server_version(target: Target, running: str, backend: str) -> None:
-    """The environment must run the server the target names (an image override could differ)."""
-    want, got = target.server.version.lstrip("v"), running.lstrip("v")
-    if got and want and got != want:
-        raise EnvError(
-            f"the {backend} environment runs nats-server {got}, but the target is nats-server {want}",
-            hint="unset NATS_IMAGE (compose builds a local image from the target's binary), or pass --server " + got,
-        )
-
-
 def _term_to_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt("SIGTERM")
 
@@ -384,13 +297,13 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_configure_node(node: Any) -> None:  # xdist controller -> worker: one seed, one run id
     cs = node.config.stash[_KEY]
     node.workerinput["chaos_seed"] = cs.seed
-    node.workerinput["chaos_run_id"] = cs.run_id
+    node.workerinput["chaos_run_id"] = cs.settings.run_id
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    cs = config.stash[_KEY]
-    return [f"nats-chaos {harness.__version__}: seed {cs.seed} ({cs.seed_source}), env {cs.backend}, run {cs.run_id}",
-            f"target: client {cs.client_spec or 'default'} ({cs.client_source}), server {cs.server_spec or 'default'} ({cs.server_source})"]
+    s = config.stash[_KEY].settings
+    return [f"nats-chaos {harness.__version__}: seed {s.seed} ({s.seed_source}), env {s.backend}, run {s.run_id}",
+            f"target: client {s.client_spec or 'default'} ({s.client_source}), server {s.server_spec or 'default'} ({s.server_source})"]
 
 
 def _named_on_command_line(config: pytest.Config, file_path: Path) -> bool:
@@ -527,21 +440,20 @@ def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     cs = session.config.stash[_KEY]
-    cs.end_progress()
+    cs.display.end()
     cs.stop()
-    if hasattr(session.config, "workerinput") or not cs.records or cs.writer is None:
+    if cs.journal is None or not cs.records:  # a worker's, or nothing ran
         return
     from harness.journal import read_journal
     from harness.report import write_outputs
 
     if any(r["verdict"] == "error" for r in cs.records):
         session.exitstatus = 2
-    cs.writer.end(int(session.exitstatus))
-    cs.writer.close()
+    cs.journal.end(int(session.exitstatus))
     # Every output is built from the journal as written: `harness report` rebuilds the same.
     from harness.gate import decide
 
-    journal = read_journal(cs.writer.path)
+    journal = read_journal(cs.journal.path)
     path = write_outputs(journal, step_summary=True, update_latest=True, gate=decide([journal], cs.known))
     session.config.stash[_JOURNAL] = path
 
