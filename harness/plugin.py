@@ -14,6 +14,7 @@ The target is installed once, by the controller, before any scenario runs.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import os
@@ -357,8 +358,9 @@ class ScenarioItem(pytest.Item):
 
     def runtest(self) -> None:
         cs = self.config.stash[_KEY]
-        runner = cs.get_runner(cs.topology_of(self.scenario))
-        record = runner.run(self.scenario, replay=self.replay_command()).to_json()
+        topology = cs.topology_of(self.scenario)
+        runner = cs.get_runner(topology)
+        record = runner.run(on_topology(self.scenario, topology), replay=self.replay_command()).to_json()
         self.record = cs.survive_infrastructure(record, self)
         if self.record["verdict"] == "not_applicable":
             pytest.skip(f"not applicable: {self.record['reason']}")
@@ -389,6 +391,14 @@ class ScenarioItem(pytest.Item):
 
     def reportinfo(self) -> tuple[Path, int, str]:
         return self.path, 0, f"scenario {self.scenario.id}"
+
+
+def on_topology(sc: Scenario, topology: Topology) -> Scenario:
+    """The scenario as it runs on `topology`: on a cluster (`--cluster 3`) a flow whose entry does
+    not say `replicas` gets replicated streams, as a user of a cluster would have them."""
+    if topology.is_cluster and "replicas" not in sc.params:
+        return dataclasses.replace(sc, params={**sc.params, "replicas": topology.nodes}, cluster=topology.nodes)
+    return dataclasses.replace(sc, cluster=topology.nodes) if sc.cluster != topology.nodes else sc
 
 
 def format_record(r: dict[str, Any]) -> str:
