@@ -3,8 +3,9 @@
 PY      := .venv/bin/python
 HARNESS := .venv/bin/harness
 ENV     ?= local
-# parallel workers for the scenarios (pytest-xdist, one environment each); N=0 runs them in-process
-N       ?= 2
+# scenarios in flight (pytest-xdist workers, one environment each): auto = chosen from the machine
+# (harness/schedule.py: cores, memory, fds, ports); N=4 sets it; N=0 runs them in-process
+N       ?= auto
 ARGS    ?=
 
 .PHONY: setup chaos chaos-quick soak gate test test-releases lint bench env-up clean

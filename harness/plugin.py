@@ -295,16 +295,65 @@ def pytest_configure(config: pytest.Config) -> None:
         signal.signal(signal.SIGTERM, _term_to_interrupt)
 
 
-def pytest_configure_node(node: Any) -> None:  # xdist controller -> worker: one seed, one run id
+def pytest_configure_node(node: Any) -> None:  # xdist controller -> worker: one seed, one run id, one order
     cs = node.config.stash[_KEY]
     node.workerinput["chaos_seed"] = cs.seed
     node.workerinput["chaos_run_id"] = cs.settings.run_id
+    node.workerinput["chaos_durations"] = _durations(node.config)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto`: as many scenarios in flight as the machine holds (harness/schedule.py)."""
+    from harness.schedule import choose_workers, machine
+
+    config.stash[_CONCURRENCY] = c = choose_workers(machine())
+    return c.workers
+
+
+def _durations(config: pytest.Config) -> dict[str, float]:
+    """Each scenario's last measured wall time, read once (by the controller under xdist, so
+    every worker orders its collection the same way)."""
+    got = config.stash.get(_DURATIONS, None)
+    if got is None:
+        winput = getattr(config, "workerinput", None)
+        if winput is not None and "chaos_durations" in winput:
+            got = dict(winput["chaos_durations"])
+        else:
+            from harness.schedule import last_durations
+
+            cs = config.stash[_KEY]
+            got = last_durations(cs.settings.reports, exclude=cs.settings.run_id)
+        config.stash[_DURATIONS] = got
+    return got
+
+
+_CONCURRENCY = pytest.StashKey[Any]()
+_DURATIONS = pytest.StashKey[dict]()
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Scenarios start longest first (by their last measured duration, else their declared
+    holds and timeout), so the run does not end on a straggler; other items keep their places."""
+    from harness.schedule import order
+
+    slots = [i for i, it in enumerate(items) if isinstance(it, ScenarioItem)]
+    if len(slots) < 2:
+        return
+    scenarios = [items[i] for i in slots]
+    ranked = order([it.scenario for it in scenarios], _durations(config))
+    for slot, k in zip(slots, ranked):
+        items[slot] = scenarios[k]
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     s = config.stash[_KEY].settings
-    return [f"nats-chaos {harness.__version__}: seed {s.seed} ({s.seed_source}), env {s.backend}, run {s.run_id}",
-            f"target: client {s.client_spec or 'default'} ({s.client_source}), server {s.server_spec or 'default'} ({s.server_source})"]
+    lines = [f"nats-chaos {harness.__version__}: seed {s.seed} ({s.seed_source}), env {s.backend}, run {s.run_id}",
+             f"target: client {s.client_spec or 'default'} ({s.client_source}), server {s.server_spec or 'default'} ({s.server_source})"]
+    conc = config.stash.get(_CONCURRENCY, None)
+    if conc is not None:
+        lines.append(f"schedule: -n auto: {conc.describe()}; longest first")
+    return lines
 
 
 def _named_on_command_line(config: pytest.Config, file_path: Path) -> bool:

@@ -1,0 +1,162 @@
+"""The run's schedule: how many scenarios are in flight, and in which order they start.
+
+A scenario's time is almost all waiting — the fault's hold, the client's own timeouts, the
+stuck bound (97 % of the default suite's summed wall time) — so the number in flight is
+chosen from what the machine can hold (cores for the little CPU each one uses, memory, file
+descriptors, loopback ports), not from its cores alone. Each scenario still runs in its own
+pytest-xdist worker with its own environment (nats-server, Toxiproxy, agent): isolation is
+unchanged, only more of them wait at once.
+
+`-n auto` asks `choose_workers`; `-n K` is the explicit override (`-n 0` runs in-process).
+Scenarios start longest first (`order`), by their duration in the newest journals under
+`reports/`, else by what the scenario declares (`declared_seconds`), so the run does not end
+on a straggler that started last.
+
+Everything here is pure over values (`Machine`, durations, scenarios) except `machine()`
+and `last_durations()`, which read the machine and the reports.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import resource
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+# What one scenario in flight costs, measured on the default suite (nats-py 2.16.0, 2 cores,
+# `make bench ARGS=suite`): a worker (pytest + the runner, ~70 MB), its nats-server (~25 MB) and
+# Toxiproxy (~20 MB), one agent (~45 MB); ~0.1 of a core on average (the suite's CPU time over
+# its summed scenario wall time: 51 CPU-s over 487 s at -n 6); under 100 file descriptors;
+# ~8 loopback ports (server client/monitor/cluster, Toxiproxy API and proxies, agent connections).
+MEMORY_PER_SCENARIO = 200 * 2**20
+FDS_PER_SCENARIO = 200  # twice the measured peak: an agent's leak under test must not starve the run
+PORTS_PER_SCENARIO = 64  # generous: TIME_WAIT keeps closed proxy ports for a minute
+# Scenarios in flight per core. Each uses ~0.1 core on average, but starts (agent import,
+# environment start) come in bursts; 4 keeps the machine's run queue short enough that the
+# CPU-sensitive checks are judged on the agent's own time (they are exact under load anyway,
+# see harness/checks/loop.py) while the waits overlap.
+SCENARIOS_PER_CORE = 4
+MAX_WORKERS = 32  # beyond this the controller's bookkeeping and start-up dominate
+MEMORY_SHARE = 0.5  # of the memory available now: leave the rest to everyone else
+
+
+@dataclasses.dataclass(frozen=True)
+class Machine:
+    """What the machine has now (the inputs of `choose_workers`)."""
+
+    cores: int
+    memory_available: int  # bytes
+    fd_limit: int  # the soft RLIMIT_NOFILE of this process (each worker inherits it)
+    ports: int  # size of the ephemeral port range
+
+
+@dataclasses.dataclass(frozen=True)
+class Concurrency:
+    """How many scenarios run at once, and what limited it (for the run header)."""
+
+    workers: int
+    limited_by: str
+    limits: Mapping[str, int]
+
+    def describe(self) -> str:
+        by = ", ".join(f"{k} {v}" for k, v in self.limits.items())
+        return f"{self.workers} scenarios in flight (limited by {self.limited_by}; {by})"
+
+
+def machine() -> Machine:
+    """The machine as it is now: cores usable by this process, available memory, limits."""
+    import psutil
+
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        lo, hi = (int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+        ports = hi - lo + 1
+    except (OSError, ValueError):
+        ports = 28232  # Linux's default range
+    return Machine(cores=cores, memory_available=psutil.virtual_memory().available,
+                   fd_limit=soft if soft != resource.RLIM_INFINITY else 1 << 20, ports=ports)
+
+
+def choose_workers(m: Machine, scenarios: int | None = None) -> Concurrency:
+    """The number of scenarios in flight: the smallest of what each resource allows."""
+    limits = {
+        "cores": max(m.cores * SCENARIOS_PER_CORE, 1),
+        "memory": max(int(m.memory_available * MEMORY_SHARE) // MEMORY_PER_SCENARIO, 1),
+        "file descriptors": max(m.fd_limit // FDS_PER_SCENARIO, 1),
+        "ports": max(m.ports // PORTS_PER_SCENARIO, 1),
+        "cap": MAX_WORKERS,
+    }
+    if scenarios is not None:
+        limits["scenarios"] = max(scenarios, 1)
+    by = min(limits, key=lambda k: limits[k])
+    return Concurrency(workers=limits[by], limited_by=by, limits=limits)
+
+
+def declared_seconds(sc: Any) -> float:
+    """What a scenario declares it may take, for one never run: its hold(s) and its timeout."""
+    return float(sc.hold) * max(int(getattr(sc, "rounds", 1)), 1) + float(sc.timeout)
+
+
+def last_durations(reports: Path, exclude: str = "", journals: int = 20) -> dict[str, float]:
+    """Each scenario's wall time in the newest journal under `reports` that ran it.
+
+    Reads at most `journals` run directories, newest first (by modification time), skipping
+    `exclude` (the run in progress). A damaged or foreign file is skipped: ordering is a hint.
+    """
+    try:
+        runs = [d for d in reports.iterdir() if d.is_dir() and not d.is_symlink() and d.name != exclude]
+    except OSError:
+        return {}
+    runs.sort(key=lambda d: _mtime(d), reverse=True)
+    out: dict[str, float] = {}
+    for d in runs[:journals]:
+        for rec in _records(d):
+            try:
+                sid, wall = rec["id"], float(rec["timings"]["wall"])
+            except (KeyError, TypeError, ValueError):
+                continue
+            out.setdefault(sid, wall)
+    return out
+
+
+def _mtime(d: Path) -> float:
+    try:
+        return d.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _records(run_dir: Path) -> Iterable[Mapping[str, Any]]:
+    """The records of a run directory: journal.json if whole, else the lines of journal.jsonl."""
+    try:
+        return json.loads((run_dir / "journal.json").read_text())["records"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    recs = []
+    try:
+        for line in (run_dir / "journal.jsonl").read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(row, dict) and row.get("kind") == "record":
+                recs.append(row)
+    except OSError:
+        pass
+    return recs
+
+
+def expected_seconds(sc: Any, durations: Mapping[str, float]) -> float:
+    """A scenario's expected duration: as last measured, else as declared."""
+    return durations.get(sc.id, declared_seconds(sc))
+
+
+def order(scenarios: Sequence[Any], durations: Mapping[str, float]) -> list[int]:
+    """Indexes of `scenarios`, longest expected first; ties keep their collection order."""
+    return sorted(range(len(scenarios)), key=lambda i: (-expected_seconds(scenarios[i], durations), i))
