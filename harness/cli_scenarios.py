@@ -42,7 +42,8 @@ def _register_run(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") ->
     p.add_argument("-k", dest="keyword", help="select scenarios by pytest -k expression")
     p.add_argument("-m", dest="markers", help="select scenarios by their entries' tags (pytest -m), e.g. quick")
     p.add_argument("--seed", type=int, help="run seed; a replay uses the seed printed in the header")
-    p.add_argument("-n", dest="workers", help="parallel workers (pytest-xdist), each with its own environment")
+    p.add_argument("-n", dest="workers", help="scenarios in flight (pytest-xdist workers, each with its own environment): "
+                        "auto = chosen from the machine (cores, memory, fds, ports); 0 = in-process")
     p.add_argument("--env", choices=("local", "compose"), default=None, help="environment backend (default local)")
     p.add_argument("--cluster", type=int, choices=(1, 3), default=None, metavar="N",
                    help="run every scenario on an N-node JetStream cluster (3), or on one server (1); "
@@ -101,7 +102,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         argv += ["-k", args.keyword]
     if args.markers:
         argv += ["-m", args.markers]
-    if args.workers:
+    schedule = ""
+    if args.workers == "auto":  # resolved here, so the header says what the run chose and why
+        from harness.schedule import choose_workers, machine
+
+        conc = choose_workers(machine())
+        schedule = f"schedule: -n auto: {conc.describe()}; longest first"
+        argv += ["-n", str(conc.workers)]
+    elif args.workers:
         argv += ["-n", str(args.workers)]
     if args.env:
         argv.append(f"--chaos-env={args.env}")
@@ -124,6 +132,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     argv += ["-v"] * args.verbose if args.verbose else ["-q"]
     # -q hides pytest's header: the seed is what a replay needs, so it is always the first line.
     print(f"nats-chaos: seed {seed} ({source}), run {run_id}, reports {reports / run_id}", flush=True)
+    if schedule:
+        print(schedule, flush=True)
     print(f"target: {target.label}", flush=True)
     try:
         return _pytest_exit(int(pytest.main(argv)))

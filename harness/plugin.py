@@ -14,7 +14,6 @@ The target is installed once, by the controller, before any scenario runs.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import json
 import os
@@ -328,6 +327,21 @@ def _durations(config: pytest.Config) -> dict[str, float]:
     return got
 
 
+def _lane(config: pytest.Config) -> Any:
+    """The run's serial lane, for a worker among several (None in-process: always alone)."""
+    winput = getattr(config, "workerinput", None)
+    if not winput or int(winput.get("workercount", 1)) < 2:
+        return None
+    lane = config.stash.get(_LANE, None)
+    if lane is None:
+        from harness.schedule import Lane
+
+        cs = config.stash[_KEY]
+        config.stash[_LANE] = lane = Lane(cs.settings.reports / cs.settings.run_id)
+    return lane
+
+
+_LANE = pytest.StashKey[Any]()
 _CONCURRENCY = pytest.StashKey[Any]()
 _DURATIONS = pytest.StashKey[dict]()
 
@@ -406,10 +420,13 @@ class ScenarioItem(pytest.Item):
         self.infra: list[dict[str, Any]] = []  # environment deaths seen after this scenario
 
     def runtest(self) -> None:
+        from harness.schedule import in_lane
+
         cs = self.config.stash[_KEY]
         topology = cs.topology_of(self.scenario)
         runner = cs.get_runner(topology)
-        record = runner.run(on_topology(self.scenario, topology), replay=self.replay_command()).to_json()
+        record = in_lane(_lane(self.config),  # judged alone if a busy machine may have made its verdict
+                         lambda: runner.run(on_topology(self.scenario, topology), replay=self.replay_command()).to_json())
         self.record = cs.survive_infrastructure(record, self)
         if self.record["verdict"] == "not_applicable":
             pytest.skip(f"not applicable: {self.record['reason']}")
@@ -501,7 +518,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     cs = session.config.stash[_KEY]
     cs.display.end()
     cs.stop()
-    if cs.journal is None or not cs.records:  # a worker's, or nothing ran
+    if cs.journal is None:  # a worker's
+        return
+    from harness.schedule import Lane
+
+    Lane.remove_files(cs.settings.reports / cs.settings.run_id)
+    if not cs.records:  # nothing ran
         return
     from harness.journal import read_journal
     from harness.report import write_outputs
@@ -535,5 +557,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     )
     for ev in cs.infra:
         terminalreporter.write_line(f"infrastructure: {ev['summary']}")
+    alone = [r for r in cs.records if r.get("lane")]
+    if alone:
+        terminalreporter.write_line(f"judged alone (serial lane), a busy machine may have made the first verdict: "
+                                    + ", ".join(f"{r['id']} ({r['lane']['first_verdict']} -> {r['verdict']})" for r in alone))
     terminalreporter.write_line(f"journal: {path}")
     terminalreporter.write_line(f"html:    {path.parent / 'report.html'}")

@@ -218,7 +218,14 @@ class RunContext:
         return clusterview.copies(self.env, self.object_stream) if clusterview.is_cluster(self.env) else None
 
     def heartbeat_gaps(self) -> list[dict[str, Any]]:
-        return self.agent.finish_watch()
+        from harness.checks.loop import AGENT, whose_gap
+
+        gaps = self.agent.finish_watch()
+        for g in gaps:  # on the timeline: the gaps a busy machine made or may have made, and why
+            whose = whose_gap(g)
+            if whose != AGENT:
+                self.event(f"heartbeat gap: {whose}", duration=g["duration"], queued=g["queued"], cpu_busy=g["cpu_busy"])
+        return gaps
 
     def settled(self, probe: Callable[[], list[Finding]], grace: float | None = None) -> list[Finding]:
         """`settle` within the leak grace; time spent waiting on a leaky case is inherent."""

@@ -12,18 +12,24 @@ Scenarios start longest first (`order`), by their duration in the newest journal
 `reports/`, else by what the scenario declares (`declared_seconds`), so the run does not end
 on a straggler that started last.
 
+A scenario whose verdict a busy machine could have changed (a heartbeat gap the loop check
+cannot tell a slowed spin from a stretched burst of work) runs again in the serial `Lane`,
+alone, and that run's verdict stands; the report says so.
+
 Everything here is pure over values (`Machine`, durations, scenarios) except `machine()`
 and `last_durations()`, which read the machine and the reports.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import json
 import os
 import resource
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 # What one scenario in flight costs, measured on the default suite (nats-py 2.16.0, 2 cores,
 # `make bench ARGS=suite`): a worker (pytest + the runner, ~70 MB), its nats-server (~25 MB) and
@@ -86,7 +92,7 @@ def machine() -> Machine:
 def choose_workers(m: Machine, scenarios: int | None = None) -> Concurrency:
     """The number of scenarios in flight: the smallest of what each resource allows."""
     limits = {
-        "cores": max(m.cores * SCENARIOS_PER_CORE, 1),
+        f"{m.cores} cores x {SCENARIOS_PER_CORE}": max(m.cores * SCENARIOS_PER_CORE, 1),
         "memory": max(int(m.memory_available * MEMORY_SHARE) // MEMORY_PER_SCENARIO, 1),
         "file descriptors": max(m.fd_limit // FDS_PER_SCENARIO, 1),
         "ports": max(m.ports // PORTS_PER_SCENARIO, 1),
@@ -160,3 +166,94 @@ def expected_seconds(sc: Any, durations: Mapping[str, float]) -> float:
 def order(scenarios: Sequence[Any], durations: Mapping[str, float]) -> list[int]:
     """Indexes of `scenarios`, longest expected first; ties keep their collection order."""
     return sorted(range(len(scenarios)), key=lambda i: (-expected_seconds(scenarios[i], durations), i))
+
+
+class Lane:
+    """The serial lane: a scenario that must be judged alone runs while no other does.
+
+    Every scenario in flight holds the lane shared; one that must run alone holds it
+    exclusively — it starts once the scenarios in flight have finished, and none starts
+    meanwhile. Two lock files in a directory every worker of the run shares; a `gate` taken
+    briefly before the shared hold keeps a waiting exclusive hold from being starved by new
+    shared ones. flock: the kernel drops a lock with its holder, so a killed worker never
+    leaves the lane locked.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.gate, self.lane = directory / ".schedule-gate.lock", directory / ".schedule-lane.lock"  # see remove_files
+
+    @contextlib.contextmanager
+    def shared(self) -> Iterator[None]:
+        with _flock(self.gate, fcntl.LOCK_EX):
+            held = _open_locked(self.lane, fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            os.close(held)
+
+    @contextlib.contextmanager
+    def alone(self) -> Iterator[None]:
+        with _flock(self.gate, fcntl.LOCK_EX), _flock(self.lane, fcntl.LOCK_EX):
+            yield
+
+    @staticmethod
+    def remove_files(directory: Path) -> None:
+        """Remove the lock files once no worker is left (the controller, at the end of the run)."""
+        for name in (".schedule-gate.lock", ".schedule-lane.lock"):
+            try:
+                (directory / name).unlink()
+            except OSError:
+                pass
+
+
+UNDECIDED_GAP = "heartbeat gap: undecided"  # the runner's timeline event (harness/checks/loop.py)
+
+
+def needs_alone(record: Mapping[str, Any]) -> bool:
+    """Whether a scenario's record may owe its verdict to a busy machine: a heartbeat gap the
+    loop check could not attribute. Such a scenario is judged again, alone."""
+    return record.get("verdict") in ("passed", "failed") and any(
+        e.get("what") == UNDECIDED_GAP for e in record.get("events", ()))
+
+
+def in_lane(lane: "Lane | None", run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run a scenario (`run` returns its record) in flight with the others; if a busy machine
+    may have made its verdict, again alone, and that record stands. No lane: in-process, alone."""
+    if lane is None:
+        return run()
+    with lane.shared():
+        record = run()
+    if not needs_alone(record):
+        return record
+    with lane.alone():
+        return judged_alone(record, run())
+
+
+def judged_alone(first: Mapping[str, Any], again: Mapping[str, Any]) -> dict[str, Any]:
+    """The record of the run alone, saying why it ran and what the first run found."""
+    return {**again, "lane": {
+        "why": "a heartbeat gap in the first run could be a spin the machine slowed or a burst of work it stretched",
+        "first_verdict": first["verdict"],
+        "first_findings": [f["summary"] for f in first.get("findings", ())],
+        "first_wall": first.get("timings", {}).get("wall"),
+    }}
+
+
+def _open_locked(path: Path, how: int) -> int:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, how)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+@contextlib.contextmanager
+def _flock(path: Path, how: int) -> Iterator[None]:
+    fd = _open_locked(path, how)
+    try:
+        yield
+    finally:
+        os.close(fd)

@@ -65,9 +65,15 @@ class Agent:
 
     async def heartbeat(self) -> None:
         # Stamped with this host's monotonic clock and the process's CPU time: a blocked loop is
-        # a gap between two heartbeats as *emitted*, whenever the runner gets to read them.
+        # a gap between two heartbeats as *emitted*, whenever the runner gets to read them. And
+        # with the time the loop's thread has waited for a CPU (`q`): the part of a gap that a
+        # busy machine, not the agent, caused (the loop check judges the rest).
         while True:
-            self.write({"ev": "hb", "m": time.monotonic(), "c": time.process_time()})
+            hb = {"ev": "hb", "m": time.monotonic(), "c": time.process_time()}
+            q = run_queue_wait()
+            if q is not None:
+                hb["q"] = q
+            self.write(hb)
             await asyncio.sleep(HEARTBEAT)
 
     async def handle(self, req: dict[str, Any]) -> None:
@@ -256,6 +262,15 @@ async def _first(probe: Any, timeout: float, every: float = 0.005) -> Any:
         if v or time.monotonic() >= end:
             return v or None
         await asyncio.sleep(every)
+
+
+def run_queue_wait() -> float | None:
+    """Seconds this thread has spent runnable but waiting for a CPU (Linux schedstat), or None."""
+    try:
+        with open("/proc/thread-self/schedstat", "rb") as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def hello_target() -> dict[str, Any]:

@@ -26,6 +26,52 @@ BLOCKED_AFTER = 0.75  # seconds without a heartbeat (sent every 0.1 s) = a block
 SPIN_WINDOW = BLOCKED_AFTER  # CPU busy this long while the flow waits in a call = a spin (Go agent)
 
 
+def thread_times(pid: int) -> dict[int, tuple[float, float]]:
+    """Each thread's (CPU seconds, seconds waiting for a CPU) from Linux schedstat; {} if unknown."""
+    out = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return {}
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat", "rb") as f:
+                run, queued = f.read().split()[:2]
+            out[int(tid)] = (int(run) / 1e9, int(queued) / 1e9)
+        except (OSError, ValueError):
+            continue  # the thread ended meanwhile
+    return out
+
+
+def busy_share(before: dict[int, tuple[float, float]], after: dict[int, tuple[float, float]], wall: float) -> float:
+    """How busy a process was over `wall` seconds, independent of the machine's load: per
+    thread, its CPU time over the time it was not waiting for a CPU (a spinning thread ~1
+    even when it gets a tenth of a core; a sleeping one ~0), summed, at most 1."""
+    total = 0.0
+    for tid, (run1, q1) in after.items():
+        run0, q0 = before.get(tid, (0.0, 0.0))
+        run, queued = max(run1 - run0, 0.0), max(q1 - q0, 0.0)
+        total += run / max(wall - queued, run, 1e-3)
+    return round(min(total, 1.0), 2)
+
+
+def heartbeat_gap(since: float, until: float, cpu: float, queued: float | None) -> dict[str, Any]:
+    """A gap between two emitted heartbeats, as a value for the loop check.
+
+    `queued`: the seconds the loop's thread waited for a CPU during the gap (None where the
+    agent cannot tell): that part of the gap is the machine's, not the agent's. `cpu_busy` is
+    the agent's CPU time over the rest (its own time: running or sleeping), so a spin reads
+    ~100 % however busy the machine is; without `queued`, over the whole gap as before.
+    """
+    wall = until - since
+    own = max(wall - (queued or 0.0), 1e-6)
+    gap = {"since": since, "until": until, "duration": round(wall, 3), "cpu_busy": round(min(cpu / own, 1.0), 2),
+           "bound": BLOCKED_AFTER}
+    if queued is not None:
+        gap["queued"] = round(min(queued, wall), 3)
+    return gap
+
+
 class AgentError(HarnessError):
     """The agent died, stopped answering, or refused a request."""
 
@@ -61,7 +107,7 @@ class AgentProcess:
         self.blocked: list[dict[str, Any]] = []  # live episodes (read-time gaps), with stack dumps
         self._in_block: dict[str, Any] | None = None
         self.gaps: list[dict[str, Any]] = []  # exact episodes: gaps between emitted heartbeats
-        self._prev_hb: tuple[float, float] | None = None
+        self._prev_hb: tuple[float, float, float | None] | None = None
         self._waiting_hbs: collections.deque[tuple[float, float]] = collections.deque()  # (m, c) while a call waits
         self._spin: dict[str, Any] | None = None  # an open spin-while-waiting episode
         self.t0 = time.monotonic()
@@ -103,15 +149,15 @@ class AgentProcess:
             self._cond.notify_all()
 
     def _heartbeat(self, msg: dict[str, Any]) -> None:
-        m, c = msg.get("m"), msg.get("c")
+        m, c, q = msg.get("m"), msg.get("c"), msg.get("q")
         if m is None or c is None:
             return
         if self._prev_hb is not None:
-            pm, pc = self._prev_hb
+            pm, pc, pq = self._prev_hb
             if m - pm > BLOCKED_AFTER:
-                self.gaps.append({"since": pm, "until": m, "duration": round(m - pm, 3),
-                                  "cpu_busy": round(min(max(c - pc, 0.0) / (m - pm), 1.0), 2)})
-        self._prev_hb = (m, c)
+                self.gaps.append(heartbeat_gap(pm, m, max(c - pc, 0.0),
+                                               None if q is None or pq is None else max(q - pq, 0.0)))
+        self._prev_hb = (m, c, q)
         if "w" in msg:
             self._spin_watch(m, c, msg["w"])
 
@@ -217,10 +263,15 @@ class AgentProcess:
             return 0.0
 
     def cpu_busy(self, interval: float = 0.3) -> float:
-        """Fraction of one core the agent used over `interval` (a spin is ~1.0, a lost wake-up ~0)."""
-        a = self._cpu()
+        """How busy the agent was over `interval`: a spin is ~1.0, a lost wake-up ~0, however
+        loaded the machine (each thread's CPU time over the time it was not waiting for a CPU);
+        where the kernel does not tell run-queue waits, the fraction of one core it used."""
+        t0, a, ta = time.monotonic(), self._cpu(), thread_times(self.proc.pid)
         time.sleep(interval)
-        return round(min((self._cpu() - a) / interval, 1.0), 2)
+        wall, b, tb = time.monotonic() - t0, self._cpu(), thread_times(self.proc.pid)
+        if ta and tb:
+            return busy_share(ta, tb, wall)
+        return round(min((b - a) / wall, 1.0), 2)
 
     def _stderr_size(self) -> int:
         return os.fstat(self.stderr_file.fileno()).st_size
