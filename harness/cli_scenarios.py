@@ -106,7 +106,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.workers == "auto":  # resolved here, so the header says what the run chose and why
         from harness.schedule import choose_workers, machine
 
-        conc = choose_workers(machine())
+        # Named scenarios (a replay, the gate's reruns): no more workers than scenarios.
+        named = len(args.paths) if args.paths and all("::" in p for p in args.paths) else None
+        conc = choose_workers(machine(), scenarios=named)
         schedule = f"schedule: -n auto: {conc.describe()}; longest first"
         argv += ["-n", str(conc.workers)]
     elif args.workers:
