@@ -161,3 +161,20 @@ def cluster_leader_event(rc: Any, when: str) -> None:
     with rc.waiting():
         leader = stream_leader(rc.observer, rc.object_stream)
     rc.event("stream leader", when=when, stream=rc.object_stream, leader=leader or "(none)")
+
+
+def cluster_state_event(rc: Any) -> None:
+    """On a cluster, a timeline event with each node's copy of the flow's stream at the end
+    (messages, first/last sequence, the leader it names, each consumer's ack floor), and the
+    meta leader: the report shows it as a table per node."""
+    if not is_cluster(rc.env):
+        return
+    with rc.waiting():
+        copies = rc.copies() or {}
+        meta = meta_leader(rc.env)
+    nodes = {}
+    for name, c in sorted(copies.items()):
+        nodes[name] = None if c is None else {
+            "messages": c["messages"], "first_seq": c["first_seq"], "last_seq": c["last_seq"],
+            "leader": c.get("leader", ""), "ack_floors": {n: x["ack_floor"] for n, x in sorted(c["consumers"].items())}}
+    rc.event("cluster state", stream=rc.object_stream, meta_leader=meta, nodes=nodes)

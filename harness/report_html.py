@@ -185,6 +185,7 @@ def _scenario(r: Mapping[str, Any], d: ScenarioDecision | None, issues: Mapping[
         out.append(f"<p><b class=failed>New</b>: {e(', '.join(d.unexplained))} not explained by a known issue for this target</p>")
     if r.get("replay"):
         out.append(f"<p>Replay: <code>{e(r['replay'])}</code></p>")
+    out.append(cluster_table(r))
     events = "\n".join(
         f"{ev['t']:8.3f}s {ev['source']:6s} {ev['what']} "
         f"{json.dumps({k: x for k, x in ev.items() if k not in ('t', 'source', 'what')}, default=str)}"
@@ -192,6 +193,25 @@ def _scenario(r: Mapping[str, Any], d: ScenarioDecision | None, issues: Mapping[
     out.append(f"<details><summary>timeline events ({len(r.get('events', ()))})</summary><pre>{e(events)}</pre></details>")
     out.append("</details></article>")
     return "\n".join(out)
+
+
+def cluster_table(r: Mapping[str, Any]) -> str:
+    """A cluster scenario's state per node at the end (its `cluster state` event), "" otherwise."""
+    ev = next((x for x in r.get("events", ()) if x.get("what") == "cluster state"), None)
+    if ev is None:
+        return ""
+    rows = []
+    for node, c in sorted((ev.get("nodes") or {}).items()):
+        if c is None:
+            rows.append(f"<tr><td>{e(node)}</td><td colspan=5>no copy (or no answer)</td></tr>")
+            continue
+        floors = ", ".join(f"{e(n)}={x}" for n, x in sorted((c.get("ack_floors") or {}).items()))
+        rows.append(f"<tr><td>{e(node)}{' (meta leader)' if node == ev.get('meta_leader') else ''}</td>"
+                    f"<td>{c['messages']}</td><td>{c['first_seq']}</td><td>{c['last_seq']}</td>"
+                    f"<td>{e(c.get('leader') or '?')}</td><td>{floors}</td></tr>")
+    return (f"<p>Cluster at the end, stream <code>{e(ev.get('stream', ''))}</code> per node:</p>"
+            "<table class=cluster><tr><th>node</th><th>messages</th><th>first seq</th><th>last seq</th>"
+            "<th>stream leader it names</th><th>consumer ack floors</th></tr>" + "".join(rows) + "</table>")
 
 
 def _issue_link(ki: KnownIssue | None, issue_id: str, gate: GateResult | None, out_dir: Path) -> str:

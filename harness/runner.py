@@ -388,6 +388,7 @@ class Runner:
             self._close(rc)
         with rc.phase("checks after close"):  # nothing of the client may remain
             findings += self._checks(rc, AFTER_CLOSE)
+        clusterview.cluster_state_event(rc)  # each node's copy at the end, for the report
         return findings, inconclusive
 
     def _prepare(self, rc: RunContext, fault: Any) -> None:

@@ -75,38 +75,45 @@ register("cluster.stepdown_stream", _stepdown_stream, lambda fx: None, _stepdown
          "the flow's stream leader steps down ($JS.API.STREAM.LEADER.STEPDOWN): another replica leads", cluster=True)
 
 
-def _consumer(fx: Any) -> str:
-    """The flow's consumer: the observer's durable if the flow has one, else one the client created."""
+def _consumers(fx: Any) -> list[str]:
+    """The flow's consumer: the observer's durable if the flow has one, else those the client
+    created, else every consumer prepared on the stream (e.g. interest's three)."""
     have = fx.observer.consumers(_stream(fx))
     if fx.consumer_name in have:
-        return fx.consumer_name
+        return [fx.consumer_name]
     fresh = sorted(n for n in have if n not in fx.baseline.consumers)
-    if not fresh:
+    if not fresh and not have:
         raise cv.ClusterViewError(f"no consumer on stream {_stream(fx)} to step down")
-    return fresh[0]
+    return fresh or sorted(have)
 
 
 def _stepdown_consumer(fx: Any) -> None:
-    name = _consumer(fx)
-    before = cv.consumer_leader(fx.observer, _stream(fx), name)
-    reply = cv.stepdown_consumer(fx.observer, _stream(fx), name)
-    _note(fx, "consumer stepdown requested", consumer=name, leader_before=before,
-          error=(reply.get("error") or {}).get("description", ""))
+    names = _consumers(fx)
+    before = {n: cv.consumer_leader(fx.observer, _stream(fx), n) for n in names}
+    errors = {}
+    for n in names:
+        reply = cv.stepdown_consumer(fx.observer, _stream(fx), n)
+        if reply.get("error"):
+            errors[n] = reply["error"].get("description", "")
+    _note(fx, "consumer stepdown requested", consumers=names, leaders_before=before, errors=errors)
 
 
 def _stepdown_consumer_evidence(fx: Any) -> tuple[bool, str]:
-    st = _state(fx)
-    name, before = st.get("consumer", ""), st.get("leader_before", "")
-    after = cv.wait_leader(lambda: cv.consumer_leader(fx.observer, _stream(fx), name), not_=before, within=cv.STEPDOWN_WAIT)
-    if not before:
-        return False, f"no leader for consumer {name} before the stepdown"
-    if not after:
-        return False, f"consumer info still names {before} (or no leader) {cv.STEPDOWN_WAIT:.0f}s after the stepdown"
-    return True, f"consumer {name} leader {before} -> {after} (consumer info)"
+    before = _state(fx).get("leaders_before", {})
+    moved, texts = True, []
+    for n, was in sorted(before.items()):
+        after = cv.wait_leader(lambda: cv.consumer_leader(fx.observer, _stream(fx), n), not_=was, within=cv.STEPDOWN_WAIT)
+        if not was or not after:
+            moved = False
+            texts.append(f"consumer {n}: leader {was or 'none'} unchanged {cv.STEPDOWN_WAIT:.0f}s after the stepdown")
+        else:
+            texts.append(f"consumer {n} leader {was} -> {after}")
+    return moved and bool(before), "; ".join(texts) + " (consumer info)"
 
 
 register("cluster.stepdown_consumer", _stepdown_consumer, lambda fx: None, _stepdown_consumer_evidence,
-         "the flow's consumer leader steps down ($JS.API.CONSUMER.LEADER.STEPDOWN): another replica leads", cluster=True)
+         "the flow's consumer leader steps down ($JS.API.CONSUMER.LEADER.STEPDOWN; every consumer of the stream "
+         "if the flow has no durable of its own): another replica leads", cluster=True)
 
 
 # -- nodes killed, restarted, paused --------------------------------------------------

@@ -89,6 +89,9 @@ def test_the_moved_leader_and_the_replicas_are_on_the_timeline(runner: Runner) -
     ev = next(e for e in rec.events if e["what"] == "evidence")
     assert ev["ok"] and "leader" in ev["text"] and "->" in ev["text"]
     assert any(e["what"] == "replicas agree" for e in rec.events)
+    (state,) = [e for e in rec.events if e["what"] == "cluster state"]
+    assert sorted(state["nodes"]) == ["n1", "n2", "n3"] and state["meta_leader"] in ("n1", "n2", "n3")
+    assert all(c["messages"] == 5 and c["last_seq"] == 5 for c in state["nodes"].values()), state
 
 
 # -- a diverged replica, made for real ----------------------------------------------------------
