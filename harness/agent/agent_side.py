@@ -180,8 +180,8 @@ class Agent:
         n, after, bound = int(req.get("cancels", 1)), float(req.get("after", 0.2)), float(req.get("bound", 10.0))
         t = time.monotonic()
         calls: list[dict[str, Any]] = []
+        ctx.cancels_left = n  # the flow counts them down as its calls end cancelled (Waiting.result)
         for i in range(n):
-            ctx.cancels_left = n - i - 1  # set first: the flow reads it when its call ends
             w = await _first(lambda: next((w for w in ctx.waits.values() if not w.how), None), bound)
             if w is None:
                 ctx.cancels_left = 0

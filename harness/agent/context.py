@@ -131,6 +131,7 @@ class Waiting:
     def __init__(self, ctx: FlowContext, label: str, aw: Awaitable[Any]) -> None:
         self.ctx, self.label = ctx, label
         self.how = ""  # what the cancel family did to it: "cancelled" | "deadline"
+        self.gave_up_at: float | None = None  # when the caller gave up (the cancel; the deadline's moment)
         self.t0 = time.monotonic()
         self._cm: Any = None
         self.k = ctx._enter(label)
@@ -151,11 +152,13 @@ class Waiting:
     def cancel(self) -> None:
         """The caller gives up: cancel the task waiting in the call."""
         self.how = "cancelled"
+        self.gave_up_at = time.monotonic()
         self.task.cancel()
 
     def expire(self, after: float) -> None:
         """The caller's own deadline around the call, set to fire `after` seconds from now."""
         self.how = "deadline"
+        self.gave_up_at = time.monotonic() + after
         if self._cm is not None:
             self._cm.reschedule(asyncio.get_running_loop().time() + after)
 
@@ -172,11 +175,13 @@ class Waiting:
             me = asyncio.current_task()
             if self.how == "cancelled" and self.task.cancelled() and not (me and me.cancelling()):
                 self._ended("cancelled")
+                self._gave_up()
                 raise CallCancelled(self.label, "cancelled") from None
             raise
         except TimeoutError:
             if self.how == "deadline" and self._cm is not None and self._cm.expired():
                 self._ended("deadline")
+                self._gave_up()
                 raise CallCancelled(self.label, "deadline") from None
             self._ended("timeout")
             raise
@@ -186,9 +191,14 @@ class Waiting:
         self._ended("value")
         return value
 
+    def _gave_up(self) -> None:
+        """One of the cancel fault's cancels is spent (the flow makes its call again while any are left)."""
+        self.ctx.cancels_left = max(self.ctx.cancels_left - 1, 0)
+
     def _ended(self, how: str) -> None:
-        took = time.monotonic() - self.t0
-        self.ctx.continuation.waited(self.label, how, took)
+        now = time.monotonic()
+        took = now - self.t0
+        self.ctx.continuation.waited(self.label, how, took, None if self.gave_up_at is None else now - self.gave_up_at)
         self.ctx._agent.emit("waiting call ended", label=self.label, how=how, cancel=self.how, took=round(took, 4))
 
 

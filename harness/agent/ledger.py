@@ -98,11 +98,15 @@ class Continuation:
         self.calls = 0
         self.overran: list[dict[str, Any]] = []  # next calls that took longer than their own timeout
 
-    def waited(self, label: str, how: str, took: float) -> None:
+    def waited(self, label: str, how: str, took: float, after_cancel: float | None = None) -> None:
         """The waiting call ended: `cancelled` (the task), `deadline` (the caller's timeout),
-        `timeout` (its own), `value` (it returned)."""
+        `timeout` (its own), `value` (it returned); `after_cancel`: seconds from the moment the
+        caller gave up (the cancel, the deadline firing) to the call's end."""
         if len(self.ended) < LIMIT:
-            self.ended.append({"label": label, "how": how, "took": round(took, 4)})
+            e = {"label": label, "how": how, "took": round(took, 4)}
+            if after_cancel is not None:
+                e["after_cancel"] = round(max(after_cancel, 0.0), 4)
+            self.ended.append(e)
 
     def publish(self, ids: list[str]) -> None:
         self.published += ids[: max(LIMIT - len(self.published), 0)]

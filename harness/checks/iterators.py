@@ -112,6 +112,15 @@ def find_overran(cont: dict | None, bound: float) -> list[Finding]:
                     evidence=f"waiting call(s) ended: {(cont or {}).get('ended')}") for c in slow]
 
 
+def find_cancel_ignored(cont: dict | None, bound: float) -> list[Finding]:
+    """A waiting call the caller gave up on (a cancel, its deadline) that went on waiting
+    longer than the stuck bound before it ended (it must end at once: stall or not)."""
+    late = [e for e in (cont or {}).get("ended") or () if e.get("after_cancel", 0.0) > bound]
+    return [Finding("iterators", f"{e['label']} ended {e['after_cancel']:.1f}s after the caller gave up ({e['how']}), "
+                                 f"not within {bound:.1f}s",
+                    evidence=f"the waiting call took {e['took']:.1f}s in all; ended: {(cont or {}).get('ended')}") for e in late]
+
+
 check("iterators", "pending __anext__/next_msg/fetch calls (and drains, the flow's terminal action, close) "
                    "that do not resolve after the terminal event")
 
@@ -127,7 +136,8 @@ def after_flow(s: Sources) -> list[Finding]:
     if end.after_heal is not None:
         out += find_stuck_calls(end.after_heal, end.after_heal_cpu_busy, "the heal (the fault gone)",
                                 fallback_stack=end.after_heal_stacks)
-    out += find_overran((s.outcome or {}).get("continuation"), end.bound)
+    cont = (s.outcome or {}).get("continuation")
+    out += find_cancel_ignored(cont, end.bound) + find_overran(cont, end.bound)
     return out + find_unresponsive(end) + find_hung_finish(end) + find_unfinished_action(end)
 
 

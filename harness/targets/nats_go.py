@@ -40,6 +40,8 @@ DEFAULT_VERSION = "v1.55.0"  # harness/agent/go/go.mod pins the same (a build by
 JETSTREAM_SINCE = "v1.32.0"
 # ConsumeContext.Closed(), which next.consume waits on; older ones build with -tags noconsumeclosed.
 CONSUME_CLOSED_SINCE = "v1.37.0"
+# The pull iterator's Next(NextContext(ctx)), which continue.iterate cancels; older ones build with -tags nonextcontext.
+NEXT_CONTEXT_SINCE = "v1.46.0"
 # The legacy JetStream API the other flows use (nats.Bind, DirectGet, NakWithDelay, ...).
 OLDEST_SUPPORTED = "v1.22.1"
 AGENT_SRC = Path(__file__).resolve().parents[1] / "agent" / "go"
@@ -98,6 +100,8 @@ def build_tags(version: str) -> list[str]:
         tags.append("nojetstream")
     if version_key(version) < version_key(CONSUME_CLOSED_SINCE):
         tags.append("noconsumeclosed")
+    if version_key(version) < version_key(NEXT_CONTEXT_SINCE):
+        tags.append("nonextcontext")
     return tags
 
 

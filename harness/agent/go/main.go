@@ -338,6 +338,9 @@ func (a *agent) runFlow(f *Flow, run flowFunc, done chan struct{}) {
 		if d := f.ledger.summary(); d != nil {
 			kw["deliveries"] = d
 		}
+		if c := continuationOf(f); c != nil {
+			kw["continuation"] = c
+		}
 		return kw
 	}
 	var na *NotApplicable
@@ -357,6 +360,9 @@ func (a *agent) runFlow(f *Flow, run flowFunc, done chan struct{}) {
 // subscription or iterator (Drain / Unsubscribe-or-Stop), or the connection.
 func (a *agent) opAction(req request) (map[string]any, error) {
 	name, _ := req["name"].(string)
+	if how, ok := cancelKinds[name]; ok { // the cancel family (cancel.go)
+		return a.cancelWaiting(how, req)
+	}
 	nc := a.conn()
 	var sub Drainable
 	a.mu.Lock()

@@ -1,0 +1,7 @@
+//go:build nojetstream || nonextcontext
+
+package main
+
+func init() {
+	notApplicable["continue.iterate"] = "this nats.go release's pull iterator has no NextContext to cancel a waiting Next with (the agent uses it from v1.46.0)"
+}
