@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from harness.agent.ledger import Continuation
 from harness.checks.delivery import find_missing_after
-from harness.checks.iterators import find_overran
+from harness.checks.iterators import find_cancel_ignored, find_overran
 from harness.faults.cancel import cancel_evidence
 
 
@@ -64,3 +64,13 @@ def test_a_next_call_is_held_to_its_own_timeout_plus_the_bound() -> None:
     assert s["calls"] == 3 and [o["took"] for o in s["overran"]] == [2.0, 5.0]
     (f,) = find_overran(s, bound=3.0)
     assert f.check == "iterators" and "fetch after the waiting call ended took 5.0s, past its own timeout of 1.0s" in f.summary
+
+
+def test_a_cancelled_call_must_end_within_the_bound_of_the_caller_giving_up() -> None:
+    c = Continuation()
+    c.waited("objectstore.get", "cancelled", 10.0, after_cancel=9.5)
+    c.waited("next_msg", "deadline", 0.4, after_cancel=0.01)
+    c.waited("fetch", "timeout", 2.0)  # its own timeout: nobody gave up on it
+    (f,) = find_cancel_ignored(c.summary(), bound=3.0)
+    assert f.check == "iterators" and "objectstore.get ended 9.5s after the caller gave up (cancelled), not within 3.0s" in f.summary
+    assert find_cancel_ignored(None, 3.0) == []
