@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterator
 import psutil
 
 from harness.cli import Terminated, command, signals_ignored, stop_signals
-from harness.env import BACKENDS, Environment, make_environment
+from harness.env import BACKENDS, Environment, Topology, make_environment
 from harness.env.process import find_binary, http_ok, runs_root, tail
 from harness.errors import EXIT_CLEAN, EXIT_FINDINGS, EXIT_USAGE, EnvError
 
@@ -165,8 +165,8 @@ def _safe_state() -> EnvState | None:
 def _server_processes(env: Environment) -> tuple[dict[str, Any], ...]:
     """Pids of the servers a local environment runs (a compose one has none of its own)."""
     out = []
-    for mp in (getattr(env, "nats", None), getattr(env, "toxi", None)):
-        if mp is not None and getattr(mp, "pid", None):
+    for mp in env.processes():
+        if mp.pid:
             with contextlib.suppress(psutil.Error):
                 out.append({"name": mp.name, "pid": mp.pid, "create_time": psutil.Process(mp.pid).create_time()})
     return tuple(out)
@@ -222,10 +222,20 @@ def _add_env_options(p: argparse.ArgumentParser) -> None:
     ):
         p.add_argument(f"--{opt}", type=_port, metavar="N", help=f"{what} (default: a free port)")
     p.add_argument("--ready-timeout", type=float, metavar="S", help="seconds to wait for readiness")
+    p.add_argument("--cluster", type=_cluster, metavar="N",
+                   help="a JetStream cluster of N nodes (3), every link through Toxiproxy (default: one server)")
     p.add_argument("--project", metavar="NAME", help="compose project name (compose only; default: nats-chaos-<random>)")
 
 
-ENV_OPTIONS = ("nats_port", "monitor_port", "api_port", "proxy_port", "ready_timeout", "project")
+ENV_OPTIONS = ("nats_port", "monitor_port", "api_port", "proxy_port", "ready_timeout", "project", "cluster")
+PORT_OPTIONS = ("nats_port", "monitor_port", "api_port", "proxy_port")
+
+
+def _cluster(text: str) -> int:
+    try:
+        return Topology.parse(text).nodes
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _port(text: str) -> int:
@@ -242,7 +252,12 @@ def _make_env(args: argparse.Namespace) -> Environment:
     kwargs = {key: getattr(args, key) for key in ENV_OPTIONS if getattr(args, key, None) is not None}
     if args.backend != "compose" and "project" in kwargs:
         raise EnvError("--project applies to the compose backend only", hint="leave it out, or add --env compose")
-    return make_environment(args.backend, **kwargs)
+    topology = Topology.parse(kwargs.pop("cluster", None))
+    ports = [k for k in PORT_OPTIONS if k in kwargs]
+    if topology.is_cluster and ports:
+        raise EnvError(f"--{ports[0].replace('_', '-')} applies to a single server",
+                       hint="a cluster chooses free ports for its nodes; leave the port options out")
+    return make_environment(args.backend, topology=topology, **kwargs)
 
 
 def cmd_env_up(args: argparse.Namespace) -> int:
@@ -295,12 +310,7 @@ def _hold(env: Environment) -> int:
     """Wait for a stop signal; if a server dies on its own, say so and end (exit 2)."""
     while True:
         time.sleep(0.5)  # a signal handler raises out of this sleep at once
-        toxi = getattr(env, "toxi", None)
-        dead = [
-            mp
-            for mp in (getattr(env, "nats", None), toxi)
-            if mp is not None and mp.proc is not None and mp.proc.poll() is not None
-        ]
+        dead = [mp for mp in env.processes() if mp.proc is not None and mp.proc.poll() is not None]
         if dead:
             mp = dead[0]
             raise EnvError(

@@ -151,7 +151,7 @@ def routes(env: Any) -> dict[str, dict[str, int]]:
 
 
 def is_cluster(env: Any) -> bool:
-    return bool(getattr(env, "nodes", None))
+    return bool(env.is_cluster)
 
 
 def cluster_leader_event(rc: Any, when: str) -> None:

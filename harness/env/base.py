@@ -1,7 +1,14 @@
-"""The one interface every chaos environment implements (local processes, Docker Compose).
+"""The one interface every chaos environment implements (local processes, Docker Compose),
+whatever its topology (one nats-server, or a cluster of nodes).
 
 Callers never build URLs: they ask the environment. Credentials are kept apart
 from URLs so that nothing printed or logged can carry them.
+
+The topology is a value the environment takes (`Topology`, harness/env/topology.py); every
+environment answers the same per-node questions (`nodes_endpoints()`, `node_endpoints(name)`,
+`kill_node(name)`, ...). A single-node environment has one node, `n1`, whose faults are the
+server faults; a cluster has `n1`..`nN`, and its server faults act on `n1`, the node the
+client starts on.
 """
 
 from __future__ import annotations
@@ -9,10 +16,14 @@ from __future__ import annotations
 import abc
 import dataclasses
 import secrets
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from harness.env.topology import SINGLE, Topology
 from harness.errors import EnvError
 from harness.toxiproxy import Toxiproxy
+
+if TYPE_CHECKING:
+    from harness.env.process import ManagedProcess
 
 PROXY_NAME = "nats"
 # The loopback ports an environment publishes, by role (Endpoints.on_loopback's keys).
@@ -57,6 +68,22 @@ class Endpoints:
         )
 
 
+def node_name(i: int) -> str:
+    """The name of node i (0-based): n1, n2, ... (a single server is n1)."""
+    return f"n{i + 1}"
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeEndpoints:
+    """Where one nats-server node answers (all loopback, no credentials)."""
+
+    name: str  # n1, n2, ...
+    client_url: str  # nats:// through this node's Toxiproxy proxy (the client under test)
+    direct_url: str  # nats:// straight to the node (the observer)
+    monitor_url: str  # http:// the node's monitoring (/healthz, /jsz, /routez, ...)
+    proxy: str  # the name of this node's client proxy in Toxiproxy
+
+
 class Environment(abc.ABC):
     """A nats-server (JetStream on) behind a Toxiproxy proxy, with server-level faults.
 
@@ -65,6 +92,8 @@ class Environment(abc.ABC):
     """
 
     backend: str = "?"
+    # The topologies this class runs (node counts); make_environment picks the class by topology.
+    node_counts: tuple[int, ...] = (1,)
 
     def __init__(
         self,
@@ -74,8 +103,15 @@ class Environment(abc.ABC):
         api_port: int | None = None,
         proxy_port: int | None = None,
         ready_timeout: float,
+        topology: Topology = SINGLE,
     ) -> None:
-        """Ports asked for (None: a free one is chosen at start) and the readiness bound."""
+        """Ports asked for (None: a free one is chosen at start), the readiness bound, the topology."""
+        if topology.nodes not in self.node_counts:
+            raise EnvError(
+                f"{type(self).__name__} runs {' or '.join(map(str, self.node_counts))} node(s), not {topology.nodes}",
+                hint="build environments with harness.env.make_environment(backend, topology=...)",
+            )
+        self.topology = topology
         self._want: dict[str, int | None] = {
             "nats": nats_port, "monitor": monitor_port, "api": api_port, "proxy": proxy_port,
         }
@@ -145,6 +181,57 @@ class Environment(abc.ABC):
     def ports(self) -> dict[str, int]:
         """The loopback ports in use, by role (empty before start)."""
         return dict(self._ports)
+
+    # -- nodes (one for a single server) ---------------------------------------
+    @property
+    def is_cluster(self) -> bool:
+        return self.topology.is_cluster
+
+    def nodes_endpoints(self) -> tuple[NodeEndpoints, ...]:
+        """Every node's endpoints, in order (the client starts on the first)."""
+        e = self.endpoints
+        return (NodeEndpoints(node_name(0), e.client_url, e.direct_url, e.monitor_url, self.proxy_name),)
+
+    def node_endpoints(self, name: str) -> NodeEndpoints:
+        """One node's endpoints; EnvError naming the nodes if there is no such node."""
+        nodes = self.nodes_endpoints()
+        for n in nodes:
+            if n.name == name:
+                return n
+        raise EnvError(f"no node {name!r} in this environment", hint=f"nodes: {', '.join(n.name for n in nodes)}")
+
+    def monitor(self, name: str, path: str, timeout: float = 1.0) -> dict[str, Any] | None:
+        """A node's monitoring endpoint (`/jsz?...`, `/routez`) as JSON, None if it does not answer."""
+        from harness.env.process import get_json
+
+        return get_json(f"{self.node_endpoints(name).monitor_url}{path}", timeout=timeout)
+
+    # Per-node server faults. A single-node environment's one node is its server; a cluster
+    # overrides these (and its server faults act on its first node).
+    def pause_node(self, name: str) -> None:
+        self.node_endpoints(name)
+        self.pause_server()
+
+    def resume_node(self, name: str) -> None:
+        self.node_endpoints(name)
+        self.resume_server()
+
+    def kill_node(self, name: str) -> None:
+        self.node_endpoints(name)
+        self.kill_server()
+
+    def restart_node(self, name: str, wait: bool = True) -> None:
+        """Start node `name` again (same ports, same store); with `wait`, until it is ready."""
+        self.node_endpoints(name)
+        self.restart_server()
+
+    def node_running(self, name: str) -> bool:
+        self.node_endpoints(name)
+        return self.server_running()
+
+    def processes(self) -> list["ManagedProcess"]:
+        """The server processes this environment runs itself (none for containers)."""
+        return []
 
     @property
     def client_url(self) -> str:
@@ -220,8 +307,15 @@ class Environment(abc.ABC):
         Asked after each scenario, once its faults are healed: a server down then died
         outside a fault (the run records it and restarts the environment).
         """
-        from harness.env.process import http_ok
+        from harness.env.process import http_ok, tail
 
+        procs = self.processes()
+        if procs:  # our own children: their exit status and log say it all
+            return [
+                (mp.name, f"{mp.name} (pid {mp.pid}) exited with status {mp.proc.poll() if mp.proc else None}; "
+                          f"last lines of {mp.log_path}:\n{tail(mp.log_path, 15)}")
+                for mp in procs if not mp.alive()
+            ]
         out = []
         if not http_ok(f"{self.toxiproxy_url}/version", timeout=2.0):
             out.append(("toxiproxy-server", f"no answer on {self.toxiproxy_url}/version"))

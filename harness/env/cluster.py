@@ -15,18 +15,25 @@ asked again before each scenario (`reset_proxy`), so a scenario starts on a whol
 from __future__ import annotations
 
 import dataclasses
-import json
-import secrets
 import signal
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-from harness.env.base import PROXY_NAME, Credentials, Endpoints, Environment
+from harness.env.base import PROXY_NAME, Endpoints, Environment, NodeEndpoints, node_name
 from harness.env.local import NATS_HOW, TOXI_HOW, _toxiproxy_version, nats_handshake
-from harness.env.process import ManagedProcess, find_binary, free_ports, http_ok, new_rundir, remove_rundir, tail
+from harness.env.process import (
+    ManagedProcess,
+    find_binary,
+    free_ports,
+    get_json,
+    http_ok,
+    new_rundir,
+    remove_rundir,
+    tail,
+)
+from harness.env.topology import CLUSTER3, Topology
 from harness.errors import EnvError, StartupError
 
 NODES = 3
@@ -67,10 +74,6 @@ lame_duck_grace_period: "1s"
 """
 
 
-def node_name(i: int) -> str:
-    return f"n{i + 1}"
-
-
 def client_proxy(i: int) -> str:
     """The proxy the client reaches node i through (node 0's keeps the single-server name)."""
     return PROXY_NAME if i == 0 else f"{PROXY_NAME}-{node_name(i)}"
@@ -79,16 +82,6 @@ def client_proxy(i: int) -> str:
 def route_proxy(i: int, j: int) -> str:
     """The proxy carrying the route node i solicits from node j."""
     return f"route-{node_name(i)}-{node_name(j)}"
-
-
-def get_json(url: str, timeout: float = 1.0) -> dict[str, Any] | None:
-    """A monitoring endpoint's JSON, or None if it does not answer."""
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers={"User-Agent": "nats-chaos-harness"}),
-                                    timeout=timeout) as r:
-            return json.load(r)
-    except (OSError, ValueError):
-        return None
 
 
 @dataclasses.dataclass
@@ -119,6 +112,10 @@ class Node:
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.alive()
+
+    @property
+    def endpoints(self) -> NodeEndpoints:
+        return NodeEndpoints(self.name, self.client_url, self.direct_url, self.monitor_url, self.proxy)
 
 
 def route_peers(routez: dict[str, Any] | None) -> dict[str, int]:
@@ -159,17 +156,15 @@ class LocalClusterEnvironment(Environment):
     """Three nats-server nodes (a JetStream cluster) and one toxiproxy-server, as children."""
 
     backend = "local"
-    nodes_count = NODES
+    node_counts = (NODES,)
 
-    def __init__(self, *, ready_timeout: float = READY_TIMEOUT, **_: Any) -> None:
-        self.ready_timeout = ready_timeout
+    def __init__(self, *, ready_timeout: float = READY_TIMEOUT, topology: Topology = CLUSTER3, **_: Any) -> None:
+        super().__init__(ready_timeout=ready_timeout, topology=topology)
         self.rundir: Path | None = None
         self.nodes: list[Node] = []
         self.toxi: ManagedProcess | None = None
         self._api_port = 0
         self._route_ports: dict[tuple[int, int], int] = {}
-        self._creds = Credentials(user=f"chaos-{secrets.token_hex(4)}", password=secrets.token_urlsafe(24))
-        self._versions: dict[str, str] = {}
         self.ready_seconds = 0.0  # start to ready, measured (make bench)
 
     # -- lifecycle ---------------------------------------------------------
@@ -271,9 +266,10 @@ class LocalClusterEnvironment(Environment):
         return Endpoints(client_url=n.client_url, direct_url=n.direct_url, monitor_url=n.monitor_url,
                          toxiproxy_url=f"http://127.0.0.1:{self._api_port}")
 
-    @property
-    def credentials(self) -> Credentials:
-        return self._creds
+    def nodes_endpoints(self) -> tuple[NodeEndpoints, ...]:
+        if not self.nodes:
+            raise EnvError("environment not started", hint="use it as `with LocalClusterEnvironment() as env:`")
+        return tuple(n.endpoints for n in self.nodes)
 
     def connect_options(self, *, direct: bool = False) -> dict[str, Any]:
         """Every node, in order (the client starts on the first one's proxy; the observer on
@@ -345,10 +341,6 @@ class LocalClusterEnvironment(Environment):
     def node_running(self, name: str) -> bool:
         return self.node(name).alive()
 
-    def monitor(self, name: str, path: str, timeout: float = 1.0) -> dict[str, Any] | None:
-        """A node's monitoring endpoint (`/jsz?...`, `/routez`) as JSON, None if it does not answer."""
-        return get_json(f"{self.node(name).monitor_url}{path}", timeout=timeout)
-
     # -- server-level faults (the first node: the one the client starts on) ------------
     def pause_server(self) -> None:
         self.pause_node(self.nodes[0].name)
@@ -370,14 +362,8 @@ class LocalClusterEnvironment(Environment):
     def server_running(self) -> bool:
         return bool(self.nodes) and self.nodes[0].alive()
 
-    def dead_components(self) -> list[tuple[str, str]]:
-        out = []
-        for mp in (self.toxi, *(n.proc for n in self.nodes)):
-            if mp is not None and not mp.alive():
-                status = mp.proc.poll() if mp.proc is not None else None
-                out.append((mp.name, f"{mp.name} (pid {mp.pid}) exited with status {status}; "
-                                     f"last lines of {mp.log_path}:\n{tail(mp.log_path, 15)}"))
-        return out
+    def processes(self) -> list[ManagedProcess]:
+        return [p for p in (self.toxi, *(n.proc for n in self.nodes)) if p is not None]
 
     def server_log_tail(self, lines: int = 40) -> str:
         return "\n".join(f"-- {n.name}\n{tail(n.proc.log_path, lines)}" for n in self.nodes if n.proc)

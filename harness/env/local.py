@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from harness.env.base import PROXY_NAME, Environment
+from harness.env.topology import SINGLE, Topology
 from harness.env.process import (
     ManagedProcess,
     find_binary,
@@ -98,10 +99,11 @@ class LocalEnvironment(Environment):
         api_port: int | None = None,
         proxy_port: int | None = None,
         ready_timeout: float = READY_TIMEOUT,
+        topology: Topology = SINGLE,
     ) -> None:
         super().__init__(
             nats_port=nats_port, monitor_port=monitor_port, api_port=api_port, proxy_port=proxy_port,
-            ready_timeout=ready_timeout,
+            ready_timeout=ready_timeout, topology=topology,
         )
         self.rundir: Path | None = None
         self.nats: ManagedProcess | None = None
@@ -220,14 +222,8 @@ class LocalEnvironment(Environment):
     def server_running(self) -> bool:
         return self.nats is not None and self.nats.alive()
 
-    def dead_components(self) -> list[tuple[str, str]]:
-        out = []
-        for mp in (self.toxi, self.nats):
-            if mp is not None and not mp.alive():
-                status = mp.proc.poll() if mp.proc is not None else None
-                out.append((mp.name, f"{mp.name} (pid {mp.pid}) exited with status {status}; "
-                                     f"last lines of {mp.log_path}:\n{tail(mp.log_path, 15)}"))
-        return out
+    def processes(self) -> list[ManagedProcess]:
+        return [p for p in (self.toxi, self.nats) if p is not None]
 
     def server_log_tail(self, lines: int = 40) -> str:
         return tail(self._nats().log_path, lines)

@@ -174,6 +174,17 @@ def http_ok(url: str, timeout: float = 0.5) -> bool:
         return False
 
 
+def get_json(url: str, timeout: float = 1.0) -> Any:
+    """A monitoring endpoint's JSON, or None if it does not answer."""
+    try:
+        with urllib.request.urlopen(
+            urllib.request.Request(url, headers={"User-Agent": "nats-chaos-harness"}), timeout=timeout
+        ) as r:
+            return json.load(r)
+    except (OSError, ValueError):
+        return None
+
+
 def tail(path: Path, lines: int = 40) -> str:
     try:
         data = path.read_bytes()[-64_000:].decode(errors="replace")

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from harness.env.base import PROXY_NAME, Environment
+from harness.env.topology import SINGLE, Topology
 from harness.env.compose.connection import DOCKER_HINT, compose_command, docker_client, docker_host, first_line
 from harness.env.compose.images import (
     COMPOSE_FILE,
@@ -71,10 +72,11 @@ class ComposeEnvironment(Environment):
         up_timeout: float = UP_TIMEOUT,
         compose_file: Path = COMPOSE_FILE,
         owner: str | None = None,
+        topology: Topology = SINGLE,
     ) -> None:
         super().__init__(
             nats_port=nats_port, monitor_port=monitor_port, api_port=api_port, proxy_port=proxy_port,
-            ready_timeout=ready_timeout,
+            ready_timeout=ready_timeout, topology=topology,
         )
         self.project = project or f"{PROJECT_PREFIX}{secrets.token_hex(4)}"
         # Resolved in start(): argument > $NATS_IMAGE > local image if built > official image.
