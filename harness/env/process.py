@@ -17,6 +17,7 @@ import functools
 import json
 import queue
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -152,6 +153,28 @@ def free_ports(wanted: dict[str, int | None]) -> dict[str, int]:
             s.close()
 
 
+def listening_ports(pid: int) -> set[int]:
+    """The loopback TCP ports process `pid` listens on (empty if it is gone).
+
+    Readiness is established on *our* process: a port chosen free can be taken by another
+    program before our server binds it, and a probe would then be answered by that program.
+    """
+    try:
+        conns = psutil.Process(pid).net_connections(kind="tcp")
+    except psutil.Error:
+        return set()
+    return {c.laddr.port for c in conns if c.status == psutil.CONN_LISTEN}
+
+
+_BIND_FAILED = re.compile(r"127\.0\.0\.1:(\d+)\S*:? bind: address already in use")
+
+
+def port_taken(text: str) -> int | None:
+    """The port a server failed to bind, from its log or an API error; None if none did."""
+    m = _BIND_FAILED.search(text)
+    return int(m.group(1)) if m else None
+
+
 def port_in_use(port: int) -> bool:
     import socket
 
@@ -257,6 +280,13 @@ class ManagedProcess:
                 )
             if probe():
                 return
+            taken = port_taken(tail(self.log_path, 20))
+            if taken is not None:  # toxiproxy-server logs this and keeps running
+                raise StartupError(
+                    f"{self.name} could not listen on 127.0.0.1:{taken}: address already in use",
+                    evidence=self.log_tail(),
+                    hint="another program took the port; leave ports unset so free ones are chosen",
+                )
             if time.monotonic() > deadline:
                 raise StartupError(
                     f"{self.name} not ready after {timeout:.1f}s: no {what}",
