@@ -39,6 +39,7 @@ from harness.errors import EnvError, StartupError
 NODES = 3
 READY_TIMEOUT = 20.0
 CLUSTER_NAME = "chaos"
+START_ATTEMPTS = 3
 PEER_ACTIVE_NS = 1_000_000_000  # the meta leader heard from every peer within this (ns, /jsz `active`)
 
 NODE_CONF = """\
@@ -72,6 +73,50 @@ cluster {{
 lame_duck_duration: "30s"
 lame_duck_grace_period: "1s"
 """
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        lo, hi = open("/proc/sys/net/ipv4/ip_local_port_range").read().split()
+        return int(lo), int(hi)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def quiet_ports(wanted: dict[str, int | None]) -> dict[str, int]:
+    """Free loopback ports for the unset keys, chosen *below* the kernel's ephemeral range.
+
+    A route proxy is disabled for a partition and its client proxies live across scenarios:
+    a port from the ephemeral range (what bind(0) hands out) can be taken meanwhile by any
+    outgoing connection on the machine, or by a parallel worker's pick, and the proxy then
+    cannot listen again. Below the range only an explicit bind can take it. The picking
+    sockets stay open until all are picked (no port twice)."""
+    import random
+    import socket
+
+    lo, _ = _ephemeral_range()
+    if lo <= 12000:
+        return free_ports(wanted)
+    rng = random.SystemRandom()
+    held: list[socket.socket] = []
+    out: dict[str, int] = {}
+    try:
+        for key, port in wanted.items():
+            while port is None:
+                cand = rng.randrange(10000, lo)
+                s = socket.socket()
+                try:
+                    s.bind(("127.0.0.1", cand))
+                except OSError:
+                    s.close()
+                    continue
+                held.append(s)
+                port = cand
+            out[key] = port
+        return out
+    finally:
+        for s in held:
+            s.close()
 
 
 def client_proxy(i: int) -> str:
@@ -169,7 +214,21 @@ class LocalClusterEnvironment(Environment):
 
     # -- lifecycle ---------------------------------------------------------
     def start(self) -> None:
+        """Start on fresh ports; a port taken between its pick and its bind (parallel workers
+        start together) is a new attempt on other ports, up to START_ATTEMPTS."""
         t0 = time.monotonic()
+        for attempt in range(START_ATTEMPTS):
+            try:
+                self._start_once()
+                break
+            except EnvError as e:
+                taken = "address already in use" in str(e).lower()
+                if not taken or attempt == START_ATTEMPTS - 1:
+                    raise
+                self.stop()
+        self.ready_seconds = time.monotonic() - t0
+
+    def _start_once(self) -> None:
         nats_bin = find_binary("NATS_SERVER_BIN", ["nats-server"], NATS_HOW)
         toxi_bin = find_binary("TOXIPROXY_BIN", ["toxiproxy-server", "toxiproxy"], TOXI_HOW)
         want: dict[str, int | None] = {"api": None}
@@ -179,7 +238,7 @@ class LocalClusterEnvironment(Environment):
             for j in range(NODES):
                 if i != j:
                     want[f"route{i}{j}"] = None
-        ports = free_ports(want)
+        ports = quiet_ports(want)
         self._api_port = ports["api"]
         self._route_ports = {(i, j): ports[f"route{i}{j}"] for i in range(NODES) for j in range(NODES) if i != j}
         self.rundir = new_rundir("cluster")
@@ -212,7 +271,6 @@ class LocalClusterEnvironment(Environment):
         self._versions["toxiproxy"] = _toxiproxy_version(self.toxiproxy.version(), toxi_bin)
         self._create_client_proxies()
         self.wait_ready()
-        self.ready_seconds = time.monotonic() - t0
 
     def _start_node(self, n: Node) -> None:
         assert self.rundir is not None
@@ -221,10 +279,7 @@ class LocalClusterEnvironment(Environment):
 
     def _create_client_proxies(self) -> None:
         tp = self.toxiproxy
-        existing = tp.proxies()
         for n in self.nodes:
-            if n.proxy in existing:
-                tp.delete_proxy(n.proxy)
             tp.create_proxy(n.proxy, upstream=f"127.0.0.1:{n.ports['nats']}", listen=f"127.0.0.1:{n.ports['proxy']}")
 
     def wait_ready(self, timeout: float | None = None) -> None:
@@ -279,10 +334,10 @@ class LocalClusterEnvironment(Environment):
                 "dont_randomize": True}
 
     def reset_proxy(self) -> None:
-        """Every toxic removed, every proxy enabled, client proxies recreated; then the
-        cluster's readiness again (a node healed from a fault catches up here, not mid-scenario)."""
+        """Every toxic removed and every proxy enabled (Toxiproxy's reset: the listeners keep
+        their ports, never given up between scenarios); then the cluster's readiness again (a
+        node healed from a fault catches up here, not mid-scenario)."""
         self.toxiproxy.reset()
-        self._create_client_proxies()
         self.wait_ready()
         for n in self.nodes:
             if not nats_handshake("127.0.0.1", n.ports["proxy"]):
