@@ -14,9 +14,9 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 from harness.env.base import PROXY_NAME, Environment
-from harness.env.topology import SINGLE, Topology
 from harness.env.process import (
     ManagedProcess,
     find_binary,
@@ -95,20 +95,9 @@ class LocalEnvironment(Environment):
 
     backend = "local"
 
-    def __init__(
-        self,
-        *,
-        nats_port: int | None = None,
-        monitor_port: int | None = None,
-        api_port: int | None = None,
-        proxy_port: int | None = None,
-        ready_timeout: float = READY_TIMEOUT,
-        topology: Topology = SINGLE,
-    ) -> None:
-        super().__init__(
-            nats_port=nats_port, monitor_port=monitor_port, api_port=api_port, proxy_port=proxy_port,
-            ready_timeout=ready_timeout, topology=topology,
-        )
+    def __init__(self, *, ready_timeout: float = READY_TIMEOUT, **ports_and_topology: Any) -> None:
+        """Ports (nats_port, monitor_port, api_port, proxy_port) and topology: see Environment."""
+        super().__init__(ready_timeout=ready_timeout, **ports_and_topology)
         self.rundir: Path | None = None
         self.nats: ManagedProcess | None = None
         self.toxi: ManagedProcess | None = None

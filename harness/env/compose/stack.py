@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 from harness.env.base import PROXY_NAME, Environment
-from harness.env.topology import SINGLE, Topology
 from harness.env.compose.connection import DOCKER_HINT, compose_command, docker_client, docker_host, first_line
 from harness.env.compose.images import (
     COMPOSE_FILE,
@@ -64,20 +63,14 @@ class ComposeEnvironment(Environment):
         project: str | None = None,
         nats_image: str | None = None,
         toxiproxy_image: str | None = None,
-        nats_port: int | None = None,
-        monitor_port: int | None = None,
-        api_port: int | None = None,
-        proxy_port: int | None = None,
         ready_timeout: float = READY_TIMEOUT,
         up_timeout: float = UP_TIMEOUT,
         compose_file: Path = COMPOSE_FILE,
         owner: str | None = None,
-        topology: Topology = SINGLE,
+        **ports_and_topology: Any,
     ) -> None:
-        super().__init__(
-            nats_port=nats_port, monitor_port=monitor_port, api_port=api_port, proxy_port=proxy_port,
-            ready_timeout=ready_timeout, topology=topology,
-        )
+        """Ports (nats_port, monitor_port, api_port, proxy_port) and topology: see Environment."""
+        super().__init__(ready_timeout=ready_timeout, **ports_and_topology)
         self.project = project or f"{PROJECT_PREFIX}{secrets.token_hex(4)}"
         # Resolved in start(): argument > $NATS_IMAGE > local image if built > official image.
         self.nats_image = nats_image or os.environ.get("NATS_IMAGE") or ""

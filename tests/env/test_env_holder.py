@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import psutil
 import pytest
+from env_helpers import gone
 
 from harness.env import Environment
 from harness.errors import EnvError
@@ -16,13 +16,6 @@ from harness.targets.resolve import resolve_target
 
 def server_pids(env: Environment) -> list[int]:
     return [mp.pid for mp in (env.nats, env.toxi)]  # type: ignore[attr-defined]
-
-
-def gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 class FakeRunner:
