@@ -66,7 +66,7 @@ def heartbeat_gap(since: float, until: float, cpu: float, queued: float | None) 
     wall = until - since
     own = max(wall - (queued or 0.0), 1e-6)
     gap = {"since": since, "until": until, "duration": round(wall, 3), "cpu_busy": round(min(cpu / own, 1.0), 2),
-           "bound": BLOCKED_AFTER}
+           "cpu": round(cpu, 3), "bound": BLOCKED_AFTER}
     if queued is not None:
         gap["queued"] = round(min(queued, wall), 3)
     return gap

@@ -9,9 +9,11 @@ off the CPU: the agent stamps each heartbeat with the time its loop's thread wai
 - the agent's when the rest is over the bound (a block, or CPU work that long): a finding;
 - the machine's when the rest is within the bound and the agent was idle in it (a healthy
   loop sleeps between heartbeats and then waited for a CPU): no finding;
-- undecided when the rest is within the bound but the agent was busy all of it: a spin the
+- undecided when the rest is within the bound but the agent was busy in it: a spin the
   machine slowed down, or a short burst of work the machine stretched — no measurement tells
-  them apart. It is a finding, as a serial run judges it, and the scheduler runs such a
+  them apart (a spin's CPU time shrinks with the share the machine gives it: at load 20 on
+  two cores, measured, a 2 s spin burnt less than a stretched 20 ms burst would need to be
+  told from it). It is a finding, as a serial run judges it, and the scheduler runs such a
   scenario again alone (harness/schedule.py, the serial lane) before its verdict stands.
 The bound itself (0.75 s) is unchanged.
 A Go agent's heartbeat never stops (the runtime preempts a spinning goroutine): there the
