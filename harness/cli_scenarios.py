@@ -179,4 +179,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         for name, c in checks.CHECKS.items():
             phases = ", ".join(dict.fromkeys(s.phase for s in c.steps))
             print(f"  {name:14s} {c.doc} [{phases}; reads {', '.join(sorted(c.needs))}]")
+        from harness.waiting_apis import table
+
+        print("waiting APIs (calls that wait on the network, read from each client's source; harness/waiting_apis.py):")
+        print("\n".join(table()))
     return EXIT_CLEAN

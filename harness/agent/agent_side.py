@@ -182,8 +182,10 @@ class Agent:
         calls: list[dict[str, Any]] = []
         ctx.cancels_left = n  # the flow counts them down as its calls end cancelled (Waiting.result)
         for i in range(n):
-            w = await _first(lambda: next((w for w in ctx.waits.values() if not w.how), None), bound)
-            if w is None:
+            flow = self.flow_task
+            w = await _first(lambda: next((w for w in ctx.waits.values() if not w.how), None)
+                             or (flow is not None and flow.done() and _ENDED), bound)
+            if w is None or w is _ENDED:  # nothing to cancel (the flow ended, or never waited)
                 ctx.cancels_left = 0
                 return {"took": round(time.monotonic() - t, 4), "calls": calls, "none_waiting": True}
             if name == "cancel_deadline":
@@ -251,6 +253,7 @@ class Agent:
         return {}
 
 
+_ENDED = object()
 CANCELS = {"cancel_task": "task", "cancel_deadline": "deadline", "cancel_repeat": "task"}  # action -> how
 
 

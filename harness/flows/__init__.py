@@ -186,7 +186,8 @@ def flow(
 
 BUILTIN_MODULES = ("harness.flows.get", "harness.flows.next", "harness.flows.ack", "harness.flows.worker",
                    "harness.flows.publish", "harness.flows.interest", "harness.flows.soak", "harness.flows.selftest",
-                   "harness.flows.continuation", "harness.flows.selftest_cancel", "harness.flows.selftest_cluster")
+                   "harness.flows.continuation", "harness.flows.selftest_cancel", "harness.flows.selftest_cluster",
+                   "harness.flows.apis")
 
 
 class FlowModuleError(ImportError):

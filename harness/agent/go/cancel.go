@@ -205,10 +205,18 @@ func (f *Flow) WaitAgain(label string, timeout time.Duration, fn func(ctx contex
 // fault has not acted on, end it, and wait (up to `bound`) until it returned.
 func (a *agent) cancelWaiting(how string, req request) (map[string]any, error) {
 	a.mu.Lock()
-	f := a.flow
+	f, flowDone := a.flow, a.flowDone
 	a.mu.Unlock()
 	if f == nil {
 		return nil, errors.New("no flow started")
+	}
+	ended := func() bool { // nothing left to cancel: the flow is over
+		select {
+		case <-flowDone:
+			return true
+		default:
+			return false
+		}
 	}
 	n := int(orNum(req["cancels"], 1))
 	after := seconds(orNum(req["after"], 0.2))
@@ -222,7 +230,7 @@ func (a *agent) cancelWaiting(how string, req request) (map[string]any, error) {
 	s.mu.Unlock()
 	for i := 0; i < n; i++ {
 		var w *waitCall
-		for end := time.Now().Add(bound); w == nil && time.Now().Before(end); {
+		for end := time.Now().Add(bound); w == nil && time.Now().Before(end) && !ended(); {
 			s.mu.Lock()
 			for _, c := range s.calls {
 				if c.acted() == "" {
@@ -253,14 +261,14 @@ func (a *agent) cancelWaiting(how string, req request) (map[string]any, error) {
 			w.ctx.end(context.Canceled)
 		}
 		a.emit("cancel issued", map[string]any{"label": w.label, "kind": kind, "age": round4(time.Since(w.since).Seconds())})
-		ended := false
+		returned := false
 		select {
 		case <-w.ended:
-			ended = true
+			returned = true
 		case <-time.After(bound):
 		}
-		calls = append(calls, map[string]any{"label": w.label, "ended": ended})
-		if !ended { // the call ignored its cancellation: the flow stays pending (iterators)
+		calls = append(calls, map[string]any{"label": w.label, "ended": returned})
+		if !returned { // the call ignored its cancellation: the flow stays pending (iterators)
 			break
 		}
 	}
