@@ -52,11 +52,45 @@ def measure(rounds: int = ROUNDS) -> tuple[list[float], list[float], list[float]
     return ups, downs, heals, versions
 
 
+SCENARIO_ROUNDS = 3
+TARGET_OVERHEAD_RATIO = 2.0
+
+
+def measure_overhead(rounds: int = SCENARIO_ROUNDS) -> tuple[list[float], list[float]]:
+    """Harness overhead (wall minus inherent waiting) of the same control, next.fetch[none], on
+    one server and on the cluster (R3), each scenario run `rounds` times on one environment."""
+    from pathlib import Path
+
+    from harness.env.local import LocalEnvironment
+    from harness.runner import Runner
+    from harness.scenario import load_paths
+
+    root = Path(__file__).resolve().parents[1] / "scenarios"
+    suite = load_paths([root])
+    single = next(s for s in suite if s.id == "next.fetch[none]")
+    clustered = next(s for s in suite if s.id == "next.fetch[none~r3]")
+    out: list[list[float]] = []
+    for env, sc in ((LocalEnvironment(), single), (LocalClusterEnvironment(), clustered)):
+        with env:
+            runner = Runner(env, run_seed=1)
+            try:
+                runner.run(sc)  # the agent pool's first start is not the scenario's
+                out.append([runner.run(sc).timings["overhead"] for _ in range(rounds)])
+            finally:
+                runner.close()
+    return out[0], out[1]
+
+
 def run() -> list[str]:
     ups, downs, heals, versions = measure()
+    single, clustered = measure_overhead()
+    ratio = statistics.median(clustered) / max(statistics.median(single), 1e-9)
     return [
         f"  3 nodes of nats-server {versions.get('nats-server', '?')}, toxiproxy {versions.get('toxiproxy', '?')}",
         _line("cluster up to ready (health, meta leader, routes)", ups, TARGET_UP),
         _line("a node's routes cut 1 s, healed to ready", heals, TARGET_HEAL),
         _line("cluster teardown", downs, TARGET_DOWN),
+        _line("overhead of next.fetch[none], one server", single, 1.0),
+        _line("overhead of next.fetch[none~r3], cluster", clustered, 2.0),
+        f"  cluster / single overhead (medians)            {ratio:6.2f}x   target <= {TARGET_OVERHEAD_RATIO:.1f}x",
     ]

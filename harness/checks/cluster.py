@@ -79,10 +79,11 @@ check("replicas", f"on a cluster, every replica of the flow's stream agrees (mes
                   f"ack floors) within {REPLICA_BOUND:.0f}s after the flow and the heal")
 
 
-def _settled_copies(s: Sources, judge: Any, bound: float) -> list[Finding]:
-    """Poll the copies until `judge(copies)` finds nothing or `bound` passes (inherent waiting)."""
+def _settled_copies(s: Sources, judge: Any, bound: float, first: Copies | None = None) -> list[Finding]:
+    """Poll the copies until `judge(copies)` finds nothing or `bound` passes (inherent waiting);
+    `first` is a reading already made (each reading asks every node)."""
     t = time.monotonic()
-    found = judge(s.copies())
+    found = judge(first if first is not None else s.copies())
     while found and time.monotonic() - t < bound:
         time.sleep(0.1)
         found = judge(s.copies())
@@ -103,7 +104,7 @@ def replicas_after_close(s: Sources) -> list[Finding]:
     replicas = int(stream.get("replicas", 1))
     if replicas < 2:
         return []
-    found = _settled_copies(s, lambda c: find_diverged(stream["name"], c, replicas), REPLICA_BOUND)
+    found = _settled_copies(s, lambda c: find_diverged(stream["name"], c, replicas), REPLICA_BOUND, first=copies)
     if not found:
         s.event("replicas agree", stream=stream["name"], replicas=replicas)
     return found
@@ -141,10 +142,16 @@ check("replica_consumers", "on a cluster, no consumer the scenario created is ke
 @step("replica_consumers", AFTER_CLOSE, needs=("cluster", "observer"))
 def consumers_after_close(s: Sources) -> list[Finding]:
     """Settled within the leak grace, like the `consumers` check, on every node."""
-    if s.copies() is None:
+    first = [s.copies()]
+    if first[0] is None:
         return []
     base = set(s.baseline.consumers)
-    return s.settled(lambda: find_left_on_nodes(s.copies(), s.consumers(), base))
+
+    def probe() -> list[Finding]:
+        copies = first.pop() if first else s.copies()  # the reading made above serves the first probe
+        return find_left_on_nodes(copies, s.consumers(), base)
+
+    return s.settled(probe)
 
 
 # -- interest retention on every replica -------------------------------------------------------
@@ -169,13 +176,15 @@ def interest_after_flow(s: Sources) -> list[Finding]:
     """Once the cluster says every consumer is done, every node's copy must empty."""
     from harness.checks.interest import all_acked
 
-    if s.copies() is None:
-        return []
     stream = s.stream()
-    if stream is None or stream["retention"] != "interest" or not all_acked(stream, s.consumers()):
+    if stream is None or stream["retention"] != "interest":
+        return []
+    copies = s.copies()
+    if copies is None or not all_acked(stream, s.consumers()):
         return []
     t = time.monotonic()
-    found = _settled_copies(s, lambda c: find_kept_on_replicas(stream["name"], c, time.monotonic() - t), s.interest_bound)
+    found = _settled_copies(s, lambda c: find_kept_on_replicas(stream["name"], c, time.monotonic() - t), s.interest_bound,
+                            first=copies)
     if not found:
         s.event("interest: empty on every replica", stream=stream["name"])
     return found
@@ -205,11 +214,11 @@ check("accounting", "on a cluster, the flow's durable consumer has no message ac
 @step("accounting", AFTER_CLOSE, needs=("cluster", "observer", "outcome"))
 def accounting_after_close(s: Sources) -> list[Finding]:
     """The flow's own durable (the observer's, from the stream's first sequence) only."""
-    if s.copies() is None or not s.outcome or s.outcome.get("status") != "ok":
+    if not s.outcome or s.outcome.get("status") != "ok":
         return []
     ledger = {cd.consumer: cd for cd in deliveries_of(s.outcome)}
     cd = ledger.get(s.consumer_name)
-    if cd is None or cd.forgotten:
+    if cd is None or cd.forgotten or s.copies() is None:
         return []
     return s.settled(lambda: find_acked_unseen(cd.consumer, cd.sequences, s.consumers().get(s.consumer_name), 1),
                      grace=REPLICA_BOUND)
