@@ -14,6 +14,7 @@ The target is installed once, by the controller, before any scenario runs.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import os
