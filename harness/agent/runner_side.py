@@ -221,6 +221,7 @@ class AgentProcess:
                 "duration": round(self.last_hb - b["since"], 3) if self.last_hb > b["since"] else round(now - b["since"], 3),
                 "cpu_busy": round(min(cpu / wall, 1.0), 2),
                 "stacks": self.stderr_text(b["mark"])[-6000:],
+                "mark": b["mark"],
             }
         )
 
@@ -242,6 +243,12 @@ class AgentProcess:
         if self._in_block is not None:
             self._close_block()
         self._close_spin()
+        for b in self.blocked:
+            # A process that was stopped as a whole (the Go agent's SIGSTOP self-test) writes the
+            # dump asked for meanwhile only on resume, maybe after its heartbeat: read it again now.
+            mark = b.pop("mark", None)
+            if not b["stacks"] and mark is not None:
+                b["stacks"] = self.stderr_text(mark)[:20000][-6000:]
         out = []
         for g in self.gaps:
             if "mark" in g:  # a spin while waiting: its own dump

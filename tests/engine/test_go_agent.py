@@ -212,9 +212,19 @@ LEAKY = [
     ("selftest.spin", "loop", "spinning for"),
     # a soak whose round keeps 4 KiB, 20 small objects and a blocked goroutine (a growing slice)
     ("selftest.soak_leak", "memory", "heap grows"),
+    # the process frozen (SIGSTOP, resumed by a child): not even the heartbeat runs
+    ("selftest.block", "loop", "event loop blocked (idle CPU)"),
+    ("selftest.leak_socket", "resources", "1 file descriptor(s) left open (after close)"),
+    # a duplicate of the connection's descriptor: close() does not end the socket
+    ("selftest.connection_outlives_close", "resources", "the server still lists the client's connection"),
+    ("selftest.lose_message", "messages", "the flow gave up at its deadline with 9 of 10 messages"),
+    # started by connect (present at the after-connect baseline), alive after close: the flusher,
+    # since nats.go's pinger is a timer
+    ("selftest.pinger_outlives_close", "tasks", "leaked task github.com/nats-io/nats.go.(*Conn).flusher (chan receive, after close)"),
+    ("selftest.hang_in_finish", "iterators", "the flow's terminal action did not return"),
 ]
 CLEAN = ["selftest.clean_task", "selftest.clean_consumer", "selftest.clean_iterator", "selftest.yield",
-         "selftest.soak_clean"]
+         "selftest.soak_clean", "selftest.clean_socket", "selftest.keep_messages"]
 
 
 @pytest.mark.parametrize("flow,check,phrase", LEAKY, ids=[f for f, _, _ in LEAKY])
@@ -240,6 +250,17 @@ def test_a_go_spin_is_busy_and_its_evidence_is_the_spinning_goroutine(runners: d
     assert "main.selftestSpin" in loop[0].evidence  # the goroutine dump the agent wrote on SIGUSR1
     stuck = runners[DEFAULT].run(selftest("selftest.stuck_iterator"))
     assert any("lost wake-up (idle CPU)" in f.summary and "main.selftestIterator" in f.evidence for f in stuck.findings)
+
+
+def test_a_go_agent_that_crashes_is_an_error_with_its_stderr_and_a_frozen_one_is_dumped(runners: dict[str, Runner]) -> None:
+    rec = runners[DEFAULT].run(selftest("selftest.crash"))
+    assert rec.verdict == "error" and "agent died" in rec.reason, (rec.verdict, rec.reason)
+    assert any("selftest.crash: about to die" in e.get("error", "") for e in rec.events), "stderr not recorded"
+    assert runners[DEFAULT].run(selftest("selftest.clean_task")).verdict == "passed"
+    frozen = runners[DEFAULT].run(selftest("selftest.block"))
+    loop = [f for f in frozen.findings if f.check == "loop"]
+    assert loop and "main.selftestBlock" in loop[0].evidence, [(f.summary, f.evidence[:300]) for f in frozen.findings]
+    assert len(agent_processes()) <= 1, "an agent (or the block's resuming child) outlived its scenario"
 
 
 def test_a_go_soak_records_the_go_runtimes_figures(runners: dict[str, Runner]) -> None:
