@@ -253,6 +253,9 @@ def test_a_go_spin_is_busy_and_its_evidence_is_the_spinning_goroutine(runners: d
 
 
 def test_a_go_agent_that_crashes_is_an_error_with_its_stderr_and_a_frozen_one_is_dumped(runners: dict[str, Runner]) -> None:
+    import psutil
+
+    before = {p.pid for p in agent_processes()}  # other releases' runners keep a warm spare each
     rec = runners[DEFAULT].run(selftest("selftest.crash"))
     assert rec.verdict == "error" and "agent died" in rec.reason, (rec.verdict, rec.reason)
     assert any("selftest.crash: about to die" in e.get("error", "") for e in rec.events), "stderr not recorded"
@@ -260,7 +263,15 @@ def test_a_go_agent_that_crashes_is_an_error_with_its_stderr_and_a_frozen_one_is
     frozen = runners[DEFAULT].run(selftest("selftest.block"))
     loop = [f for f in frozen.findings if f.check == "loop"]
     assert loop and "main.selftestBlock" in loop[0].evidence, [(f.summary, f.evidence[:300]) for f in frozen.findings]
-    assert len(agent_processes()) <= 1, "an agent (or the block's resuming child) outlived its scenario"
+    assert len({p.pid for p in agent_processes()} - before) <= 1, "an agent outlived its scenario (one warm spare is new)"
+    def cmdline(p: psutil.Process) -> str:
+        try:
+            return " ".join(p.cmdline())
+        except psutil.Error:  # gone meanwhile
+            return ""
+
+    resumers = [p for p in psutil.Process().children(recursive=True) if "kill -CONT" in cmdline(p)]
+    assert resumers == [], "the block's resuming child outlived the block"
 
 
 def test_a_go_soak_records_the_go_runtimes_figures(runners: dict[str, Runner]) -> None:
