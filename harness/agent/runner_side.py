@@ -18,7 +18,7 @@ import psutil
 
 from harness.checks.iterators import is_spin
 from harness.agent.snapshot import PendingCall, Snapshot, pending_from_json
-from harness.env.process import _die_with_parent
+from harness.env.process import _die_with_parent, spawn
 from harness.errors import HarnessError
 from harness.targets import AgentCommand
 
@@ -89,7 +89,9 @@ class AgentProcess:
             # User flow modules are imported from where the user runs the harness.
             env["PYTHONPATH"] = command.env["PYTHONPATH"] + os.pathsep + os.getcwd()
         self.command = command
-        self.proc = subprocess.Popen(
+        # spawn: PDEATHSIG follows the forking thread; a spare made by one scenario's thread
+        # is handed to another's, and must live on when the first thread ends
+        self.proc = spawn(
             list(command.argv),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -409,14 +411,31 @@ class AgentPool:
         self.command = command
         self.flow_modules = flow_modules
         self._spare: AgentProcess | None = None
+        self._lock = threading.Lock()
 
     def get(self) -> AgentProcess:
-        a = self._spare if self._spare is not None and self._spare.alive() else AgentProcess(self.command, self.flow_modules)
-        self._spare = AgentProcess(self.command, self.flow_modules)
-        a.wait_ready()
+        """A ready agent, handed to one caller only; the caller ends it. On failure nothing is left."""
+        with self._lock:  # two scenarios in flight in one process never get the same spare
+            a, self._spare = self._spare, None
+            if a is not None and not a.alive():
+                a.kill()  # died while it waited (a crash at import, the OOM killer): reaped, not dropped
+                a = None
+            if a is None:
+                a = AgentProcess(self.command, self.flow_modules)
+            try:
+                self._spare = AgentProcess(self.command, self.flow_modules)
+            except BaseException:
+                a.kill()
+                raise
+        try:
+            a.wait_ready()
+        except BaseException:
+            a.kill()  # the caller never saw it: it would outlive its scenario
+            raise
         return a
 
     def close(self) -> None:
-        if self._spare is not None:
-            self._spare.kill()
-            self._spare = None
+        with self._lock:
+            spare, self._spare = self._spare, None
+        if spare is not None:
+            spare.kill()

@@ -89,6 +89,12 @@ class _Spawner:
 _spawner = _Spawner()
 
 
+def spawn(argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+    """subprocess.Popen, forked from a thread that lives as long as the process (see _Spawner):
+    a child started from a worker thread must not be SIGKILLed when that thread ends."""
+    return _spawner.popen(argv, **kwargs)
+
+
 def runs_root() -> Path:
     """Where run directories live: $NATS_CHAOS_RUN_ROOT or <tmp>/nats-chaos-<uid>."""
     root = os.environ.get("NATS_CHAOS_RUN_ROOT") or os.path.join(
