@@ -67,6 +67,7 @@ class EnvState:
     rundir: str | None = None
     servers: tuple[dict[str, Any], ...] = ()  # {"name", "pid", "create_time"}
     project: str | None = None  # the compose project (compose backend)
+    nodes: tuple[dict[str, str], ...] = ()  # a cluster's nodes: NodeEndpoints as dicts
     describe: str = ""
 
     def to_json(self) -> str:
@@ -80,6 +81,7 @@ class EnvState:
         d = json.loads(text)
         d.pop("version", None)
         d["servers"] = tuple(d.get("servers") or ())
+        d["nodes"] = tuple(d.get("nodes") or ())
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 
@@ -288,6 +290,7 @@ def _up_foreground(args: argparse.Namespace) -> int:
             rundir=str(getattr(env, "rundir", None) or "") or None,
             servers=_server_processes(env),
             project=getattr(env, "project", None),
+            nodes=tuple(dataclasses.asdict(n) for n in env.nodes_endpoints()) if env.is_cluster else (),
             describe=env.describe(),
         )
         path = _write_state(state)
@@ -398,14 +401,16 @@ def cmd_env_status(args: argparse.Namespace) -> int:
     if st.rundir:
         print(f"run dir:   {st.rundir}")
     print(f"state:     {state_path()}  (mode 0600; holds the password)")
-    probes = {
-        "nats-server /healthz": f"{st.endpoints['monitor_url']}/healthz",
-        "toxiproxy /version": f"{st.endpoints['toxiproxy_url']}/version",
+    servers = {f"nats-server {n['name']}": n["monitor_url"] for n in st.nodes} or {
+        "nats-server": st.endpoints["monitor_url"]
     }
+    probes = {f"{name} /healthz": f"{url}/healthz" for name, url in servers.items()}
+    probes["toxiproxy /version"] = f"{st.endpoints['toxiproxy_url']}/version"
     bad = []
+    width = max(23, *(len(w) + 2 for w in probes))
     for what, url in probes.items():
         ok = http_ok(url, timeout=2.0)
-        print(f"{what + ':':23}{'ok' if ok else 'NO ANSWER'}")
+        print(f"{what + ':':{width}}{'ok' if ok else 'NO ANSWER'}")
         if not ok:
             bad.append(what)
     if bad:

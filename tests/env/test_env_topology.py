@@ -4,10 +4,13 @@ same questions; a backend or class that cannot run a topology says so before sta
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from env_helpers import gone
 
 from harness.env import Environment, NodeEndpoints, make_environment
 from harness.env.local import LocalEnvironment
@@ -56,3 +59,26 @@ def test_harness_env_check_on_a_cluster() -> None:
     r = subprocess.run([sys.executable, "-m", "harness.cli", "env", "check", "--cluster", "3", "--nats-port", "4999"],
                        capture_output=True, text=True, timeout=60)
     assert (r.returncode, r.stderr.splitlines()[0]) == (2, "--nats-port applies to a single server")
+
+
+def test_harness_env_up_a_cluster_detached_status_per_node_down(run_root: Path) -> None:
+    def harness(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "harness.cli", "env", *args],
+                              capture_output=True, text=True, timeout=60)
+
+    r = harness("up", "--cluster", "3", "--detach")
+    try:
+        assert r.returncode == 0, r.stderr
+        st = json.loads((run_root / "env-up.json").read_text())
+        assert [n["name"] for n in st["nodes"]] == ["n1", "n2", "n3"]
+        pids = [s["pid"] for s in st["servers"]]
+        assert len(pids) == 4  # toxiproxy-server and three nats-servers, watched and ended by `down`
+        status = harness("status")
+        assert status.returncode == 0, status.stdout + status.stderr
+        for name in ("n1", "n2", "n3"):
+            assert f"nats-server {name} /healthz: ok" in status.stdout, status.stdout
+        down = harness("down")
+        assert down.returncode == 0, down.stderr
+        assert all(gone(p) for p in pids)
+    finally:
+        harness("down")
