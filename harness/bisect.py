@@ -38,9 +38,15 @@ class BisectResult:
     steps: tuple[Step, ...]  # in the order they ran
 
 
-def between(published: Sequence[str], good: str, bad: str, key: Callable[[str], Any]) -> list[str]:
-    """The published releases from `good` to `bad` inclusive, in release order (either direction)."""
-    ordered = sorted(published, key=key)
+def between(published: Sequence[str], good: str, bad: str, key: Callable[[str], Any],
+            exists: Callable[[str], bool] | None = None) -> list[str]:
+    """The published releases from `good` to `bad` inclusive, in release order (either direction).
+
+    `exists` asks the registry about an end its list leaves out (the Go module proxy's list
+    omits a few nats.go releases that still resolve, e.g. v1.41.0): such an end is bisected too.
+    """
+    extra = [v for v in (good, bad) if v not in published and exists is not None and exists(v)]
+    ordered = sorted([*published, *extra], key=key)
     missing = [v for v in (good, bad) if v not in ordered]
     if missing:
         raise BisectError(f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not a published release",

@@ -104,7 +104,7 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     seed, _ = resolve_seed(args.seed, "--seed")
     impl = implementation(parse_client(args.client.split("==")[0].split("@")[0]).impl)
     node = _node_id(args.scenario, args.paths)
-    versions = bis.between(impl.published_versions(), args.good, args.bad, impl.version_key)
+    versions = bis.between(impl.published_versions(), args.good, args.bad, impl.version_key, getattr(impl, "exists", None))
     out = _out_dir(args, "bisect")
     print(f"nats-chaos bisect: {args.scenario} on {impl.name}, {len(versions)} releases from {versions[0]} to "
           f"{versions[-1]} (at most {max(len(versions) - 1, 1).bit_length() + 2} runs), seed {seed}, reports {out}", flush=True)

@@ -111,3 +111,15 @@ def test_between_lists_the_published_releases_in_either_direction() -> None:
     assert bis.between(pub, "2.16.0", "2.9.0", _version_key) == ["2.16.0", "2.10.0", "2.9.0"]
     with pytest.raises(bis.BisectError):
         bis.between(pub, "2.2.0", "2.10.0", _version_key)
+
+
+def test_between_takes_an_end_the_registrys_list_leaves_out_if_it_resolves() -> None:
+    # The Go module proxy lists v1.39.1 then v1.41.1; v1.41.0 (KI-014's affected end) resolves anyway.
+    from harness.targets.nats_go import version_key
+
+    pub = ["v1.39.1", "v1.41.1", "v1.41.2", "v1.42.0"]
+    resolves = {"v1.41.0"}.__contains__
+    assert bis.between(pub, "v1.41.0", "v1.42.0", version_key, resolves) == ["v1.41.0", "v1.41.1", "v1.41.2", "v1.42.0"]
+    with pytest.raises(bis.BisectError) as e:
+        bis.between(pub, "v1.41.9", "v1.42.0", version_key, resolves)
+    assert "v1.41.9 is not a published release" in e.value.summary
