@@ -132,10 +132,14 @@ class NatsGo:
 
     # -- build ---------------------------------------------------------------------------
     def ensure(self, target: ClientTarget, cache: Path) -> tuple[ClientTarget, AgentCommand]:
+        if target.source == "release":
+            version = target.version if target.version.startswith("v") else f"v{target.version}"
+            cached = _cached_without_go(cache / f"{IMPL}-{slug(version)}", f"{MODULE}@{version}")
+            if cached is not None:
+                return ClientTarget(IMPL, version, "release"), cached
         go_version = _go_version()
         if target.source == "path":
             return self._ensure_path(target, cache, go_version)
-        version = target.version if target.version.startswith("v") else f"v{target.version}"
         target = ClientTarget(IMPL, version, "release")
         dest = cache / f"{IMPL}-{slug(version)}"
         fingerprint = f"{MODULE}@{version} agent={source_hash()} {go_version}"
@@ -159,9 +163,60 @@ class NatsGo:
             raise TargetError(f"{p} is not a nats.go checkout (no go.mod declaring module {MODULE})",
                               hint="pass the checkout's root folder")
         dest = cache / f"{IMPL}-path-{slug(p.name)}-{hashlib.sha1(str(p).encode()).hexdigest()[:8]}"
-        fingerprint = f"{_checkout_fingerprint(p)} agent={source_hash()} {go_version}"
-        atomic_install(dest, lambda tmp: _build(tmp, None, p, [], "path"), fingerprint)
-        return ClientTarget(IMPL, "", "path", path=str(p), commit=git_commit(str(p))), AgentCommand(argv=(str(dest / "agent"),), env={})
+        version = checkout_version(p)
+        fingerprint = f"{_checkout_fingerprint(p)} version={version} agent={source_hash()} {go_version}"
+        tags = build_tags(version) if version else []
+        atomic_install(dest, lambda tmp: _build(tmp, None, p, tags, "path", version), fingerprint)
+        return (ClientTarget(IMPL, version, "path", path=str(p), commit=git_commit(str(p))),
+                AgentCommand(argv=(str(dest / "agent"),), env={}))
+
+
+def _git(p: Path, *args: str) -> str:
+    try:
+        r = subprocess.run(["git", "-C", str(p), *args], capture_output=True, text=True, timeout=10,
+                           env={**os.environ, "TZ": "UTC"}, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return r.stdout.strip() if r.returncode == 0 else ""
+
+
+def pseudo_version(base_tag: str, commit_time: str, commit: str) -> str:
+    """Go's pseudo-version for a commit after `base_tag` (go help modules: "Pseudo-versions"):
+    v1.55.0 -> v1.55.1-0.TIME-HASH; v1.56.0-rc.1 -> v1.56.0-rc.1.0.TIME-HASH; no tag -> v0.0.0-TIME-HASH."""
+    m = re.match(r"^v(\d+)\.(\d+)\.(\d+)(-[\w.]+)?$", base_tag or "")
+    if not m:
+        return f"v0.0.0-{commit_time}-{commit[:12]}"
+    major, minor, patch, pre = m.groups()
+    if pre:
+        return f"{base_tag}.0.{commit_time}-{commit[:12]}"
+    return f"v{major}.{minor}.{int(patch) + 1}-0.{commit_time}-{commit[:12]}"
+
+
+def checkout_version(p: Path) -> str:
+    """What `go` would call the checkout's HEAD: its tag (v1.55.0), or the pseudo-version of the
+    commit after the nearest tag (v1.55.1-0.20261204120000-3f2a1bc4d5e6); "" if not a git checkout.
+    Uncommitted changes are not in it (the target's commit and the cache fingerprint say dirty)."""
+    commit = _git(p, "rev-parse", "HEAD")
+    if not commit:
+        return ""
+    exact = _git(p, "describe", "--tags", "--exact-match", "--match", "v*", "HEAD")
+    if exact:
+        return exact.splitlines()[0]
+    base = _git(p, "describe", "--tags", "--abbrev=0", "--match", "v*", "HEAD")
+    when = _git(p, "log", "-1", "--format=%cd", "--date=format-local:%Y%m%d%H%M%S", "HEAD")
+    return pseudo_version(base, when, commit)
+
+
+def _cached_without_go(dest: Path, what: str) -> AgentCommand | None:
+    """A release's agent built earlier from today's agent sources, when `go` is not on PATH: the
+    binary is static (CGO_ENABLED=0) and needs no toolchain to run. With `go` on PATH the
+    fingerprint (which names the toolchain) decides instead, so a new toolchain rebuilds."""
+    if shutil.which("go") is not None:
+        return None
+    stamp = dest / ".complete"
+    if stamp.is_file() and stamp.read_text().startswith(f"{what} agent={source_hash()} ") and (dest / "agent").is_file():
+        return AgentCommand(argv=(str(dest / "agent"),), env={})
+    return None
 
 
 def _checkout_fingerprint(p: Path) -> str:
@@ -171,7 +226,7 @@ def _checkout_fingerprint(p: Path) -> str:
     return f"tree:{max((f.stat().st_mtime_ns for f in p.rglob('*.go')), default=0)}"
 
 
-def _build(dest: Path, require: str | None, replace: Path | None, tags: list[str], label: str) -> None:
+def _build(dest: Path, require: str | None, replace: Path | None, tags: list[str], label: str, version: str = "") -> None:
     """Copy the agent's sources to `dest/src`, pin nats.go, build `dest/agent`."""
     src = dest / "src"
     src.mkdir(parents=True)
@@ -187,7 +242,9 @@ def _build(dest: Path, require: str | None, replace: Path | None, tags: list[str
                       "pinning nats.go to the checkout"))  # -mod=mod: go build adds its requirements
     else:
         steps.append((["get", require or MODULE], f"fetching {require}"))
-    steps.append((["build", "-trimpath", *(["-tags", ",".join(tags)] if tags else []), "-o", str(dest / "agent"), "."],
+    # A checkout's version is not in the binary's build info (a directory replace has none): stamped in.
+    ldflags = ["-ldflags", f"-X main.checkoutVersion={version}"] if replace is not None and version else []
+    steps.append((["build", "-trimpath", *(["-tags", ",".join(tags)] if tags else []), *ldflags, "-o", str(dest / "agent"), "."],
                   f"building the Go agent against nats.go {label}"))
     for args, what in steps:
         r = _run_go(args, src, what)

@@ -93,6 +93,62 @@ def test_no_go_toolchain_says_what_to_install(tmp_path: Path, monkeypatch: pytes
     assert "Hint: install the Go toolchain" in str(e.value)
 
 
+def test_a_cached_agent_runs_without_go_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cmd = build(DEFAULT)  # with go: built (or already cached)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no go from here on
+    target, again = NatsGo().ensure(ClientTarget("nats.go", DEFAULT, "release"), cache_root())
+    assert again == cmd and target.version == DEFAULT
+    a = AgentProcess(again)
+    try:
+        a.wait_ready()
+        assert a.hello and a.hello["client"] == {"impl": "nats.go", "version": DEFAULT}
+    finally:
+        a.exit()
+
+
+def _git(cwd: Path, *args: str) -> str:
+    import subprocess
+
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    return subprocess.run(["git", "-C", str(cwd), *args], check=True, capture_output=True, text=True, env=env).stdout.strip()
+
+
+def test_a_checkout_reports_its_tag_or_its_pseudo_version(tmp_path: Path) -> None:
+    import subprocess
+
+    build(DEFAULT)  # the release's sources are in the module cache from here
+    modcache = subprocess.run(["go", "env", "GOMODCACHE"], capture_output=True, text=True, check=True).stdout.strip()
+    src = tmp_path / "nats.go"
+    shutil.copytree(Path(modcache) / f"{nats_go.MODULE}@{DEFAULT}", src)
+    for p in [src, *src.rglob("*")]:
+        p.chmod(0o755 if p.is_dir() else 0o644)  # the module cache is read-only
+    _git(src, "init", "-q")
+    _git(src, "add", "-A")
+    _git(src, "commit", "-qm", "release")
+    _git(src, "tag", DEFAULT)
+
+    def hello_version(target: ClientTarget) -> tuple[ClientTarget, str]:
+        t, cmd = NatsGo().ensure(target, tmp_path / "cache")
+        a = AgentProcess(cmd)
+        try:
+            a.wait_ready()
+            assert a.hello is not None
+            return t, a.hello["client"]["version"]
+        finally:
+            a.exit()
+
+    spec = ClientTarget("nats.go", "", "path", path=str(src))
+    t, v = hello_version(spec)
+    assert (t.version, v, t.commit) == (DEFAULT, DEFAULT, _git(src, "rev-parse", "--short=12", "HEAD"))
+    assert t.label == f"nats.go @ {src} ({DEFAULT}, {t.commit})"
+    (src / "chaos.go").write_text("package nats\n")
+    _git(src, "add", "-A")
+    _git(src, "commit", "-qm", "a change after the release")
+    t, v = hello_version(spec)
+    major, minor, patch = DEFAULT[1:].split(".")
+    assert t.version == v and v.startswith(f"v{major}.{minor}.{int(patch) + 1}-0.") and v.endswith("-" + _git(src, "rev-parse", "--short=12", "HEAD")), v
+
+
 def test_a_build_failure_shows_the_compilers_last_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # v1.31.0's jetstream package lacks ObjectStore: built without the tag that compiles those flows out.
     monkeypatch.setattr(nats_go, "build_tags", lambda version: [])

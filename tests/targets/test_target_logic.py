@@ -123,3 +123,11 @@ def test_between_takes_an_end_the_registrys_list_leaves_out_if_it_resolves() -> 
     with pytest.raises(bis.BisectError) as e:
         bis.between(pub, "v1.41.9", "v1.42.0", version_key, resolves)
     assert "v1.41.9 is not a published release" in e.value.summary
+
+
+def test_a_nats_go_checkout_between_tags_is_named_as_go_names_it() -> None:
+    from harness.targets.nats_go import pseudo_version
+
+    assert pseudo_version("v1.55.0", "20261204120000", "3f2a1bc4d5e6a7b8") == "v1.55.1-0.20261204120000-3f2a1bc4d5e6"
+    assert pseudo_version("v1.56.0-rc.1", "20261204120000", "3f2a1bc4d5e6") == "v1.56.0-rc.1.0.20261204120000-3f2a1bc4d5e6"
+    assert pseudo_version("", "20261204120000", "3f2a1bc4d5e6") == "v0.0.0-20261204120000-3f2a1bc4d5e6"

@@ -85,6 +85,10 @@ func natsVersion() string {
 		for _, d := range bi.Deps {
 			if d.Path == natsModule {
 				if d.Replace != nil {
+					// A checkout (a directory replace has no version, or "(devel)"): what the build stamped in.
+					if checkoutVersion != "" && (d.Replace.Version == "" || d.Replace.Version == "(devel)") {
+						return checkoutVersion
+					}
 					return d.Replace.Version
 				}
 				return d.Version
