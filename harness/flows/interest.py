@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Mapping
 
+import nats.errors
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StreamConfig
 
 from harness.flows import Names, compat, flow
@@ -72,12 +73,17 @@ async def ack_async(ctx: Any) -> dict:
                     msgs = await psub.fetch(ctx.params["batch"], timeout=ctx.params["fetch_timeout"])
                 except asyncio.TimeoutError:  # nats.errors.TimeoutError, or the bare one fetch() sometimes re-raises
                     continue
+                except nats.errors.Error as e:  # e.g. a status while the consumer's leader moves: a careful worker retries
+                    fetch_errors.append(f"{d}: {type(e).__name__}: {e}")
+                    await asyncio.sleep(0.1)
+                    continue
                 for m in msgs:
                     got(d, m)
                     await m.ack()
         finally:
             await psub.unsubscribe()
 
+    fetch_errors: list[str] = []  # what fetch raised besides timeouts (reported with the result)
     workers = [asyncio.get_running_loop().create_task(worker(d)) for d in pull_durables(ctx.names)]
     try:
         while not any(len(s) >= count // 4 for s in seen.values()):  # the fault goes in with acks in flight
@@ -109,4 +115,5 @@ async def ack_async(ctx: Any) -> dict:
                 await s.unsubscribe()
             except Exception:  # already gone with a closed connection (a drain or close fault)
                 pass
-    return {"received": min(len(s) for s in seen.values()), "consumers": len(seen)}
+    return {"received": min(len(s) for s in seen.values()), "consumers": len(seen), "fetch_errors": len(fetch_errors),
+            "fetch_error_examples": fetch_errors[:3]}
