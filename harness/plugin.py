@@ -29,12 +29,12 @@ import harness
 from harness.env import Environment
 from harness.env.topology import SINGLE, Topology
 from harness.errors import HarnessError
-from harness.infrastructure import InfraEvent, Watch, errored
+from harness.infrastructure import InfraEvent, errored
 from harness.progress import Progress
 from harness.scenario import Scenario, ScenarioError, load_file
 from harness.session import (
     ChaosSettings,
-    EnvironmentHolder,
+    Environments,
     ProgressDisplay,
     RunJournal,
     SettingsError,
@@ -100,11 +100,7 @@ class ChaosSession:
             except FlowModuleError as e:
                 raise pytest.UsageError(str(e)) from None
         self.target: Target | None = None
-        # One environment per topology this run meets (a run that mixes single-server and
-        # cluster scenarios starts each once and keeps it running); `topology` is the current one.
-        self.holders: dict[Topology, EnvironmentHolder] = {}
-        self.topology: Topology = SINGLE
-        self._watch = Watch()
+        self.envs = Environments(s.backend, self.get_target, self._open_runner)
         self.records: list[dict[str, Any]] = []
         self.infra: list[dict[str, Any]] = []
         self._reported_versions: dict[str, str] = {}  # from the workers' reports (xdist controller)
@@ -130,20 +126,9 @@ class ChaosSession:
         return self.settings.cluster
 
     @property
-    def holder(self) -> EnvironmentHolder:
-        """The current topology's environment holder."""
-        if self.topology not in self.holders:
-            self.holders[self.topology] = EnvironmentHolder(
-                self.backend, self.get_target, self._open_runner, topology=self.topology, watch=self._watch
-            )
-        return self.holders[self.topology]
-
-    @property
     def versions(self) -> dict[str, str]:
         """The environment's versions: this process's (the current one's first), else a worker's."""
-        current = self.holders.get(self.topology)
-        started = [h.versions for h in (current, *self.holders.values()) if h is not None and h.versions]
-        return started[0] if started else self._reported_versions
+        return self.envs.versions() or self._reported_versions
 
     # -- progress -------------------------------------------------------------------
     @property
@@ -188,31 +173,23 @@ class ChaosSession:
         return self.cluster if self.cluster is not None else Topology.parse(sc.cluster)
 
     def get_runner(self, topology: Topology = SINGLE) -> Any:
-        """The runner on a running environment of `topology` (both started on first use; the
-        environments of other topologies keep running). An environment that could not start
-        ends every later scenario at once, whatever its topology."""
-        failed = next((h.error for h in self.holders.values() if h.error is not None), None)
-        if failed is not None:
-            raise failed
-        self.topology = topology
-        return self.holder.runner()
+        """The runner on a running environment of `topology` (see session.Environments)."""
+        return self.envs.runner(topology)
 
     def stop(self) -> None:
-        """Stop every environment (each runner closed before its environment)."""
-        for h in self.holders.values():
-            h.close()
+        self.envs.close()
 
     def survive_infrastructure(self, rec: dict[str, Any], item: "ScenarioItem") -> dict[str, Any]:
         """A server that died during the scenario: the scenario is `error`, the environment is
         restarted (bounded), or, if the same server died right after its restart, the run ends."""
-        survival = self.holder.survive()
+        survival = self.envs.current.survive()
         if survival is None:
             return rec
         d = survival.death
         if survival.stop_session:
             item.session.shouldstop = survival.stop_session
         item.infra.append(InfraEvent(d.component, item.scenario.id, survival.outcome, d.evidence[-3000:],
-                                     self.holder.watch.restarts).to_json())
+                                     self.envs.watch.restarts).to_json())
         return errored(rec, d)
 
     # -- reports from this process or, under xdist, from the workers ---------------------
@@ -239,13 +216,12 @@ class ChaosSession:
         return h
 
     def header(self) -> dict[str, Any]:
-        if self.target is None and all(h.error is None for h in self.holders.values()):
+        if self.target is None and self.envs.error is None:
             try:
                 self.get_target()
             except HarnessError:
                 pass
         from harness.runner import CLIENT_OPTIONS
-        import dataclasses
         from importlib.metadata import version
 
         return {

@@ -247,6 +247,48 @@ class EnvironmentHolder:
         return Survival(d, "ended the run", f"nats-chaos: {d.component} died again; ending the run")
 
 
+class Environments:
+    """The environments of a run, one `EnvironmentHolder` per topology it meets (a run that
+    mixes single-server and cluster scenarios starts each once and keeps it running), sharing
+    one `Watch` (restarts are bounded per run); `topology` is the one the last scenario used."""
+
+    def __init__(self, backend: str, target: Callable[[], Target], open: Callable[[Environment, Target], Any]) -> None:
+        self._make = lambda topology: EnvironmentHolder(backend, target, open, topology=topology, watch=self.watch)
+        self.watch = Watch()
+        self.holders: dict[Topology, EnvironmentHolder] = {}
+        self.topology: Topology = SINGLE
+
+    @property
+    def current(self) -> EnvironmentHolder:
+        if self.topology not in self.holders:
+            self.holders[self.topology] = self._make(self.topology)
+        return self.holders[self.topology]
+
+    @property
+    def error(self) -> HarnessError | None:
+        """The first environment that could not start (or died once too often), if any."""
+        return next((h.error for h in self.holders.values() if h.error is not None), None)
+
+    def runner(self, topology: Topology) -> Any:
+        """The runner on `topology`'s environment (started on first use). An environment that
+        failed ends every later scenario at once, whatever its topology."""
+        if self.error is not None:
+            raise self.error
+        self.topology = topology
+        return self.current.runner()
+
+    def versions(self) -> dict[str, str]:
+        """The versions the environments run, the current one's first ({} before any started)."""
+        first = self.holders.get(self.topology)
+        started = [h.versions for h in (first, *self.holders.values()) if h is not None and h.versions]
+        return started[0] if started else {}
+
+    def close(self) -> None:
+        """Stop every environment (each runner closed before its environment)."""
+        for h in self.holders.values():
+            h.close()
+
+
 @dataclasses.dataclass(frozen=True)
 class Survival:
     """What `EnvironmentHolder.survive` did about a server that died."""

@@ -10,7 +10,8 @@ from env_helpers import gone
 
 from harness.env import Environment
 from harness.errors import EnvError
-from harness.session import EnvironmentHolder
+from harness.env.topology import CLUSTER3, SINGLE
+from harness.session import EnvironmentHolder, Environments
 from harness.targets.resolve import resolve_target
 
 
@@ -77,3 +78,39 @@ def test_a_dead_server_is_restarted_then_a_second_death_ends_it() -> None:
             h.runner()
     finally:
         h.close()
+
+
+def test_a_run_keeps_one_environment_per_topology_and_stops_them_all() -> None:
+    target = resolve_target(None, None)
+    envs = Environments("local", lambda: target, lambda env, t: FakeRunner(env))
+    try:
+        single = envs.runner(SINGLE)
+        cluster = envs.runner(CLUSTER3)
+        assert cluster.env.is_cluster and not single.env.is_cluster
+        assert envs.runner(SINGLE) is single  # kept running while the cluster ran, not started again
+        assert envs.current.topology == SINGLE and envs.versions()["nats-server"]
+        pids = [mp.pid for r in (single, cluster) for mp in r.env.processes()]
+        assert len(pids) == 2 + 4
+    finally:
+        envs.close()
+    assert all(gone(p) for p in pids)
+    assert single.server_up_at_close is True and cluster.server_up_at_close is True
+
+
+def test_an_environment_that_failed_ends_every_topology() -> None:
+    target = resolve_target(None, None)
+
+    def open(env: Environment, t: Any) -> Any:
+        if env.is_cluster:
+            raise EnvError("no cluster today")
+        return FakeRunner(env)
+
+    envs = Environments("local", lambda: target, open)
+    try:
+        envs.runner(SINGLE)
+        with pytest.raises(EnvError, match="no cluster today"):
+            envs.runner(CLUSTER3)
+        with pytest.raises(EnvError, match="no cluster today"):
+            envs.runner(SINGLE)
+    finally:
+        envs.close()
