@@ -6,6 +6,7 @@ import asyncio
 import faulthandler
 import json
 import os
+import random
 import signal
 import sys
 import time
@@ -188,6 +189,13 @@ class Agent:
             if w is None or w is _ENDED:  # nothing to cancel (the flow ended, or never waited)
                 ctx.cancels_left = 0
                 return {"took": round(time.monotonic() - t, 4), "calls": calls, "none_waiting": True}
+            if name == "cancel_race":  # a message on its way as the caller gives up
+                rid = f"race-{i}"
+                ctx.continuation.publish([rid])
+                await self.nc.publish(f"{ctx.names.subject}.m", rid.encode())
+                await self.nc.flush()
+                for _ in range(random.randint(0, int(req.get("ticks", 6)))):  # a few loop turns: around its delivery
+                    await asyncio.sleep(0)
             if name == "cancel_deadline":
                 w.expire(after)
             else:
@@ -197,6 +205,7 @@ class Agent:
             calls.append({"label": w.label, "ended": bool(ended)})
             if not ended:  # the call ignored its cancellation: the flow stays pending (iterators)
                 break
+        ctx.cancels_left = 0  # a call that returned a value instead left one unspent
         return {"took": round(time.monotonic() - t, 4), "calls": calls}
 
     async def op_cancel_flow(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -254,7 +263,7 @@ class Agent:
 
 
 _ENDED = object()
-CANCELS = {"cancel_task": "task", "cancel_deadline": "deadline", "cancel_repeat": "task"}  # action -> how
+CANCELS = {"cancel_task": "task", "cancel_deadline": "deadline", "cancel_repeat": "task", "cancel_race": "task"}  # action -> how
 
 
 async def _first(probe: Any, timeout: float, every: float = 0.005) -> Any:

@@ -67,6 +67,7 @@ _PARAMS: dict[str, dict[str, Any]] = {
     "cancel_task": {},
     "cancel_deadline": {"after": 0.2},  # the deadline fires this long after the trigger: while the call waits
     "cancel_repeat": {"cancels": 3},
+    "cancel_race": {"cancels": 30, "ticks": 6},
 }
 
 register("cancel.task", _action("cancel_task"), _noop, _evidence(),
@@ -78,3 +79,11 @@ register("cancel.deadline", _action("cancel_deadline"), _noop, _evidence(),
 register("cancel.repeat", _action("cancel_repeat"), _noop, _evidence("cancels"),
          "the caller cancels `cancels` waiting calls in a row, each once the flow waits again",
          params=_PARAMS["cancel_repeat"], terminal=NOT_TERMINAL, client_action="cancel_repeat")
+# The caller gives up as a message arrives: before each cancel the agent publishes one message on
+# the flow's subject (counted as published after the waiting call), flushes, and lets the event
+# loop turn 0..`ticks` times (a Go agent: sleeps up to `ticks` x 50 µs), so the cancel lands
+# around the message's delivery; every one must reach the continuing caller
+# (as the call's value, or through the next call). Needs a flow on the stream's subject.
+register("cancel.race", _action("cancel_race"), _noop, _evidence(),
+         "the caller cancels `cancels` waiting calls in a row, each as a message published on the flow's subject arrives",
+         params=_PARAMS["cancel_race"], terminal=NOT_TERMINAL, client_action="cancel_race")

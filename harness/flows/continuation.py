@@ -33,10 +33,12 @@ CONTINUE = {"after": 3, "after_wait": 4.0, "next_timeout": 1.0, "wait_timeout": 
 JS_TIMEOUT = 5.0  # nats-py's JetStream context's own timeout (js.publish, kv.get, ...)
 
 
-async def wait_for_waiting(ctx: Any, label: str, make: Callable[[], Awaitable[Any]], within: float | None = None) -> Any:
+async def wait_for_waiting(ctx: Any, label: str, make: Callable[[], Awaitable[Any]], within: float | None = None,
+                           on_value: Callable[[Any], Awaitable[None]] | None = None) -> Any:
     """The waiting call, made again while the cancel family has more cancels to make
-    (`cancel.repeat`). Returns its value, `PENDING` (still in flight after `within`, with the
-    `Waiting` as second item), or None once it ended by a cancellation or its own timeout."""
+    (`cancel.repeat`, `cancel.race`: a value that arrives meanwhile goes to `on_value`).
+    Returns its value, `PENDING` (still in flight after `within`, with the `Waiting` as second
+    item), or None once it ended by a cancellation or its own timeout."""
     while True:
         w = ctx.waiting(label, make())
         try:
@@ -47,6 +49,9 @@ async def wait_for_waiting(ctx: Any, label: str, make: Callable[[], Awaitable[An
             return None, None
         except asyncio.TimeoutError:  # its own timeout: nothing came
             return None, None
+        if on_value is not None and value is not PENDING and ctx.cancels_left > 0:
+            await on_value(value)
+            continue
         return value, w
 
 
@@ -133,12 +138,23 @@ async def next_msg(ctx: Any) -> dict:
     nt = ctx.params["next_timeout"]
     try:
         got = await _initial(ctx, lambda: _one(ctx.call("next_msg", sub.next_msg(timeout=nt))))
-        await wait_for_waiting(ctx, "next_msg", lambda: sub.next_msg(timeout=ctx.params["wait_timeout"]))
+        value, _ = await wait_for_waiting(ctx, "next_msg", lambda: sub.next_msg(timeout=ctx.params["wait_timeout"]),
+                                          on_value=lambda m: _take(ctx, m))
+        if value is not None:
+            await _take(ctx, value)
         await publish_after(ctx)
         await take_after(ctx, "next_msg", lambda: _one(sub.next_msg(timeout=nt)), nt)
     finally:
         await sub.unsubscribe()
     return _result(got, ctx)
+
+
+async def _take(ctx: Any, *msgs: Any) -> None:
+    """Messages the waiting call returned (a message on its way as the caller gave up)."""
+    for m in msgs:
+        ctx.delivered(m)
+        await m.ack()
+        ctx.continuation.received(m.data.decode())
 
 
 async def _one(aw: Awaitable[Any]) -> list[Any]:
@@ -153,7 +169,10 @@ async def fetch(ctx: Any) -> dict:
     nt, b = ctx.params["next_timeout"], ctx.params["batch"]
     try:
         got = await _initial(ctx, lambda: ctx.call("fetch", sub.fetch(b, timeout=nt)))
-        await wait_for_waiting(ctx, "fetch", lambda: sub.fetch(1, timeout=ctx.params["wait_timeout"]))
+        value, _ = await wait_for_waiting(ctx, "fetch", lambda: sub.fetch(1, timeout=ctx.params["wait_timeout"]),
+                                          on_value=lambda ms: _take(ctx, *ms))
+        if value is not None:
+            await _take(ctx, *value)
         await publish_after(ctx)
         await take_after(ctx, "fetch", lambda: sub.fetch(b, timeout=nt), nt)
     finally:
@@ -172,7 +191,8 @@ async def iterate(ctx: Any) -> dict:
         got = await _initial(ctx, lambda: _one(ctx.call(label, it.__anext__())))
         # Nothing to deliver: the caller gives up on this one (a fault), or it stays in flight
         # and takes the first message published after it (the control).
-        value, w = await wait_for_waiting(ctx, label, it.__anext__, within=ctx.params["wait_timeout"])
+        value, w = await wait_for_waiting(ctx, label, it.__anext__, within=ctx.params["wait_timeout"],
+                                          on_value=lambda m: _take(ctx, m))
         await publish_after(ctx)
         if value is PENDING:  # the call still in flight takes the first of them
             first = [await timed(ctx, label, w.result(), ctx.params["next_timeout"])]

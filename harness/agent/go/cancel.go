@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"time"
 )
@@ -20,7 +21,8 @@ type CallCancelled struct{ label, how string }
 func (e *CallCancelled) Error() string { return e.label + ": " + e.how }
 
 // cancelKinds: the agent actions of the cancel family -> how the call is ended.
-var cancelKinds = map[string]string{"cancel_task": "cancelled", "cancel_deadline": "deadline", "cancel_repeat": "cancelled"}
+var cancelKinds = map[string]string{"cancel_task": "cancelled", "cancel_deadline": "deadline", "cancel_repeat": "cancelled",
+	"cancel_race": "cancelled"}
 
 // giveUpCtx is the waiting call's context: it ends with its parent (the call's own timeout,
 // the flow's context) or when the cancel family ends it — Canceled, or DeadlineExceeded
@@ -182,8 +184,8 @@ func (f *Flow) Wait(label string, timeout time.Duration, fn func(ctx context.Con
 	return err
 }
 
-// WaitAgain makes the waiting call again while the cancel fault has more cancels to make;
-// nil once it ended by a cancellation or its own timeout.
+// WaitAgain makes the waiting call again while the cancel fault has more cancels to make
+// (fn accounts for a value it gets); nil once it ended by a cancellation or its own timeout.
 func (f *Flow) WaitAgain(label string, timeout time.Duration, fn func(ctx context.Context) error) error {
 	for {
 		err := f.Wait(label, timeout, fn)
@@ -197,6 +199,9 @@ func (f *Flow) WaitAgain(label string, timeout time.Duration, fn func(ctx contex
 		if err != nil && isTimeout(err) {
 			return nil
 		}
+		if err == nil && f.CancelsLeft() > 0 { // a value that arrived as the caller gave up (cancel.race): fn took it
+			continue
+		}
 		return err
 	}
 }
@@ -204,6 +209,7 @@ func (f *Flow) WaitAgain(label string, timeout time.Duration, fn func(ctx contex
 // cancelWaiting is the agent's cancel action: `cancels` times, wait for a waiting call the
 // fault has not acted on, end it, and wait (up to `bound`) until it returned.
 func (a *agent) cancelWaiting(how string, req request) (map[string]any, error) {
+	race := req["name"] == "cancel_race" // a message on its way as the caller gives up
 	a.mu.Lock()
 	f, flowDone := a.flow, a.flowDone
 	a.mu.Unlock()
@@ -249,6 +255,14 @@ func (a *agent) cancelWaiting(how string, req request) (map[string]any, error) {
 			s.mu.Unlock()
 			return map[string]any{"took": round4(time.Since(t).Seconds()), "calls": calls, "none_waiting": true}, nil
 		}
+		if race {
+			id := fmt.Sprintf("race-%d", i)
+			f.Cont().Publish(id)
+			// Not flushed: the client's flusher sends it within microseconds, and the cancel lands
+			// 0..ticks x 50 µs later, around its delivery (a flushed one always arrived first).
+			f.NC.Publish(f.Subject()+".m", []byte(id))
+			time.Sleep(time.Duration(rand.IntN(int(orNum(req["ticks"], 6))+1)) * 50 * time.Microsecond)
+		}
 		w.mu.Lock()
 		w.how, w.gaveUp = how, time.Now()
 		if how == "deadline" {
@@ -272,6 +286,9 @@ func (a *agent) cancelWaiting(how string, req request) (map[string]any, error) {
 			break
 		}
 	}
+	s.mu.Lock()
+	s.cancelsLeft = 0 // a call that returned a value instead left one unspent
+	s.mu.Unlock()
 	return map[string]any{"took": round4(time.Since(t).Seconds()), "calls": calls}, nil
 }
 

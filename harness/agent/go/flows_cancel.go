@@ -66,6 +66,13 @@ func takeAfter(f *Flow, label string, take func() ([]*nats.Msg, error)) error {
 	return nil
 }
 
+// tookAfter accounts a message the waiting call returned (one on its way as the caller gave up).
+func tookAfter(f *Flow, m *nats.Msg) error {
+	f.DeliveredMsg(m)
+	f.Cont().Received(string(m.Data))
+	return m.Ack()
+}
+
 func continueResult(f *Flow, got []string) map[string]any {
 	s := f.Cont().summary()
 	out := map[string]any{"received": distinct(got)}
@@ -104,7 +111,10 @@ func continueNextMsg(f *Flow) (map[string]any, error) {
 		return continueResult(f, got), err
 	}
 	err = f.WaitAgain("next_msg", f.Dur("wait_timeout"), func(ctx context.Context) error {
-		_, err := sub.NextMsgWithContext(ctx)
+		m, err := sub.NextMsgWithContext(ctx)
+		if err == nil {
+			return tookAfter(f, m)
+		}
 		return err
 	})
 	if err != nil {
@@ -139,7 +149,12 @@ func continueFetch(f *Flow) (map[string]any, error) {
 		return continueResult(f, got), err
 	}
 	err = f.WaitAgain("fetch", f.Dur("wait_timeout"), func(ctx context.Context) error {
-		_, err := sub.Fetch(1, nats.Context(ctx))
+		msgs, err := sub.Fetch(1, nats.Context(ctx))
+		for _, m := range msgs {
+			if err := tookAfter(f, m); err != nil {
+				return err
+			}
+		}
 		return err
 	})
 	if err != nil {

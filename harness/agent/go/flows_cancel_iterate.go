@@ -68,7 +68,12 @@ func continueIterate(f *Flow) (map[string]any, error) {
 	}
 	f.Received(got)
 	err = f.WaitAgain("messages.Next", f.Dur("wait_timeout"), func(ctx context.Context) error {
-		_, err := it.Next(jetstream.NextContext(ctx))
+		m, err := it.Next(jetstream.NextContext(ctx))
+		if err == nil { // one on its way as the caller gave up
+			jsDelivered(f, m)
+			f.Cont().Received(string(m.Data()))
+			return m.Ack()
+		}
 		return err
 	})
 	if err != nil {
