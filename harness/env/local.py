@@ -24,7 +24,7 @@ from harness.env.process import (
     http_ok,
     listening_ports,
     new_rundir,
-    port_taken,
+    chosen_port_lost,
     remove_rundir,
     tail,
 )
@@ -128,9 +128,7 @@ class LocalEnvironment(Environment):
                 self.stop()
 
     def _chosen_port_lost(self, e: HarnessError) -> str | None:
-        """The role of a port we chose (not one asked for) that a bind failure names, if any."""
-        taken = port_taken(f"{e.summary}\n{e.evidence}")
-        return next((r for r, p in self._ports.items() if p == taken and self._want[r] is None), None)
+        return chosen_port_lost(f"{e.summary}\n{e.evidence}", self._ports, self._want)
 
     def _start_servers(self, nats_bin: str, toxi_bin: str) -> None:
         self.rundir = new_rundir("local")

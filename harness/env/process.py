@@ -172,13 +172,26 @@ def listening_ports(pid: int) -> set[int]:
     return {c.laddr.port for c in conns if c.status == psutil.CONN_LISTEN}
 
 
-_BIND_FAILED = re.compile(r"127\.0\.0\.1:(\d+)\S*:? bind: address already in use")
+_BIND_FAILED = (
+    re.compile(r"127\.0\.0\.1:(\d+)\S*:? bind: address already in use"),  # Go servers, podman
+    re.compile(r"Bind for 127\.0\.0\.1:(\d+) failed: port is already allocated"),  # Docker
+)
 
 
 def port_taken(text: str) -> int | None:
-    """The port a server failed to bind, from its log or an API error; None if none did."""
-    m = _BIND_FAILED.search(text)
-    return int(m.group(1)) if m else None
+    """The port a server (or a container engine) failed to bind, from its log or error; None if none."""
+    for pattern in _BIND_FAILED:
+        m = pattern.search(text)
+        if m:
+            return int(m.group(1))
+    return None
+
+
+def chosen_port_lost(text: str, ports: dict[str, int], wanted: dict[str, int | None]) -> str | None:
+    """The role of a port we chose (not one asked for) that a failed bind in `text` names, if any:
+    free when chosen, taken by another program before our server bound it."""
+    taken = port_taken(text)
+    return next((r for r, p in ports.items() if p == taken and wanted.get(r) is None), None)
 
 
 def port_in_use(port: int) -> bool:
@@ -277,21 +290,23 @@ class ManagedProcess:
         deadline = time.monotonic() + timeout
         delay = 0.002
         while True:
-            if not self.alive():
+            exited = not self.alive()
+            if not exited and probe():
+                return
+            # A failed bind says most: nats-server exits on it, toxiproxy-server keeps running
+            taken = port_taken(tail(self.log_path, 20))
+            if taken is not None:
+                raise StartupError(
+                    f"{self.name} could not listen on 127.0.0.1:{taken}: address already in use",
+                    evidence=self.log_tail(),
+                    hint=_hint_from_log(self.log_path),
+                )
+            if exited:
                 code = self.proc.returncode if self.proc else None
                 raise StartupError(
                     f"{self.name} exited during start-up (status {code}) before {what}",
                     evidence=self.log_tail(),
                     hint=_hint_from_log(self.log_path),
-                )
-            if probe():
-                return
-            taken = port_taken(tail(self.log_path, 20))
-            if taken is not None:  # toxiproxy-server logs this and keeps running
-                raise StartupError(
-                    f"{self.name} could not listen on 127.0.0.1:{taken}: address already in use",
-                    evidence=self.log_tail(),
-                    hint="another program took the port; leave ports unset so free ones are chosen",
                 )
             if time.monotonic() > deadline:
                 raise StartupError(

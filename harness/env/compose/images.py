@@ -7,12 +7,14 @@ healthcheck of compose/healthcheck. Built through the Docker API, so podman work
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from harness.env.compose.connection import docker_client, first_line
 from harness.env.process import PROJECT_ROOT, find_binary
@@ -36,10 +38,15 @@ def build_healthcheck() -> Path:
     """Build compose/healthcheck into compose/.build/bin/healthcheck (static) if it is missing."""
     if HEALTHCHECK_BIN.is_file():
         return HEALTHCHECK_BIN
-    # `docker compose up` run by hand before the build makes the missing bind source a directory.
-    if HEALTHCHECK_BIN.is_dir():
-        shutil.rmtree(HEALTHCHECK_BIN)
-    _go_build(["build", "-trimpath", "-ldflags=-s -w", "-o", str(HEALTHCHECK_BIN), "."], COMPOSE_DIR / "healthcheck")
+    with build_lock():
+        if HEALTHCHECK_BIN.is_file():
+            return HEALTHCHECK_BIN  # built by another run while we waited
+        # `docker compose up` run by hand before the build makes the missing bind source a directory.
+        if HEALTHCHECK_BIN.is_dir():
+            shutil.rmtree(HEALTHCHECK_BIN)
+        tmp = HEALTHCHECK_BIN.with_name(f".healthcheck.{os.getpid()}")
+        _go_build(["build", "-trimpath", "-ldflags=-s -w", "-o", str(tmp), "."], COMPOSE_DIR / "healthcheck")
+        os.replace(tmp, HEALTHCHECK_BIN)  # whole or not at all, for a run that checks is_file()
     return HEALTHCHECK_BIN
 
 
@@ -47,7 +54,10 @@ def build_static_toxiproxy() -> Path:
     """toxiproxy-server without libc (CGO_ENABLED=0): it must run in a FROM-scratch image."""
     if STATIC_TOXIPROXY_BIN.is_file():
         return STATIC_TOXIPROXY_BIN
-    with tempfile.TemporaryDirectory(dir=BUILD_DIR) as gobin:
+    BUILD_DIR.mkdir(parents=True, exist_ok=True)
+    with build_lock(), tempfile.TemporaryDirectory(dir=BUILD_DIR) as gobin:
+        if STATIC_TOXIPROXY_BIN.is_file():
+            return STATIC_TOXIPROXY_BIN  # built by another run while we waited
         _go_build(
             [
                 "install",
@@ -91,11 +101,25 @@ def local_image_tags() -> dict[str, str]:
     }
 
 
-def build_images(client: Any | None = None) -> dict[str, str]:
+@contextlib.contextmanager
+def build_lock() -> Iterator[None]:
+    """Builds of the helper binaries and local images take turns across processes (xdist
+    workers, parallel runs): an flock on compose/.build/.lock, dropped when its holder dies."""
+    BUILD_DIR.mkdir(parents=True, exist_ok=True)
+    fd = os.open(BUILD_DIR / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # a build is bounded (go: 600 s, the engine's own timeout)
+        yield
+    finally:
+        os.close(fd)
+
+
+def build_images(client: Any | None = None, *, only_missing: bool = False) -> dict[str, str]:
     """Build the local nats and toxiproxy images (FROM scratch) through the Docker API.
 
-    Contexts are assembled under compose/.build/{nats,toxiproxy}/ from the Dockerfiles in
+    Contexts are assembled in a private folder under compose/.build/ from the Dockerfiles in
     compose/images/ and the static binaries. Returns {"NATS_IMAGE": tag, "TOXIPROXY_IMAGE": tag}.
+    With `only_missing`, an image the engine has (another run built it meanwhile) is kept.
     """
     client = client or docker_client(timeout=300)
     build_healthcheck()
@@ -104,15 +128,25 @@ def build_images(client: Any | None = None) -> dict[str, str]:
         "nats": (find_binary("NATS_SERVER_BIN", ["nats-server"], "run `make setup`"), "nats-server"),
         "toxiproxy": (str(build_static_toxiproxy()), "toxiproxy-server"),
     }
-    for name, env_key in (("nats", "NATS_IMAGE"), ("toxiproxy", "TOXIPROXY_IMAGE")):
-        ctx = BUILD_DIR / name
-        shutil.rmtree(ctx, ignore_errors=True)
-        ctx.mkdir(parents=True)
-        src, dest = binaries[name]
-        shutil.copy2(src, ctx / dest)
-        shutil.copy2(COMPOSE_DIR / "images" / name / "Dockerfile", ctx / "Dockerfile")
-        try:
-            client.images.build(path=str(ctx), tag=tags[env_key], rm=True, pull=False)
-        except Exception as e:
-            raise EnvError(f"building image {tags[env_key]} failed: {first_line(e)}", hint=f"context: {ctx}") from None
+    with build_lock():
+        for name, env_key in (("nats", "NATS_IMAGE"), ("toxiproxy", "TOXIPROXY_IMAGE")):
+            if only_missing and _has_image(client, tags[env_key]):
+                continue
+            with tempfile.TemporaryDirectory(dir=BUILD_DIR, prefix=f"{name}-") as d:
+                ctx = Path(d)
+                src, dest = binaries[name]
+                shutil.copy2(src, ctx / dest)
+                shutil.copy2(COMPOSE_DIR / "images" / name / "Dockerfile", ctx / "Dockerfile")
+                try:
+                    client.images.build(path=str(ctx), tag=tags[env_key], rm=True, pull=False)
+                except Exception as e:
+                    raise EnvError(f"building image {tags[env_key]} failed: {first_line(e)}", hint=f"context: {ctx}") from None
     return tags
+
+
+def _has_image(client: Any, tag: str) -> bool:
+    try:
+        client.images.get(tag)
+        return True
+    except Exception:
+        return False

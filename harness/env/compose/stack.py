@@ -41,8 +41,8 @@ from harness.env.compose.reap import (
     reap_stale_projects,
     remove_project,
 )
-from harness.env.local import nats_handshake
-from harness.env.process import http_ok
+from harness.env.local import PORT_ATTEMPTS, nats_handshake
+from harness.env.process import chosen_port_lost, http_ok
 from harness.errors import EnvError, MissingBinaryError, StartupError
 
 UP_TIMEOUT = 300.0  # `compose up` may pull images on a first run
@@ -82,6 +82,7 @@ class ComposeEnvironment(Environment):
         self._client: Any = None
         self._compose: list[str] | None = None
         self._up_called = False
+        self.port_retries: list[str] = []  # evidence: each chosen port lost to another program
 
     # -- lifecycle ---------------------------------------------------------
     def start(self) -> None:
@@ -105,9 +106,26 @@ class ComposeEnvironment(Environment):
             build_healthcheck()
         self._compose = compose_command()
         self._resolve_images()
-        self._ports = self._claim_ports()
-        self._up_called = True  # from here on stop() has something to take down
-        self._run_compose(["up", "-d", "--no-build"], self.up_timeout, "bring the stack up")
+        # A port chosen free can be taken by another program before the engine publishes it:
+        # `up` fails, the stack is taken down and brought up on freshly chosen ports (evidence
+        # kept in port_retries). A port asked for is never changed.
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            self._ports = self._claim_ports()
+            self._up_called = True  # from here on stop() has something to take down
+            try:
+                self._run_compose(["up", "-d", "--no-build"], self.up_timeout, "bring the stack up")
+                break
+            except StartupError as e:
+                role = chosen_port_lost(f"{e.summary}\n{e.evidence}", self._ports, self._want)
+                if role is None or attempt == PORT_ATTEMPTS:
+                    if self.port_retries:
+                        e.evidence = "\n".join([*self.port_retries, e.evidence])
+                    raise
+                self.port_retries.append(
+                    f"up attempt {attempt}: 127.0.0.1:{self._ports[role]} (chosen for {role}) was taken "
+                    f"before the engine published it; ports chosen again"
+                )
+                self._run_compose(["down", "-v", "--remove-orphans", "-t", "5"], DOWN_TIMEOUT, "take the stack down")
         self._wait_ready("nats", lambda: http_ok(f"{self.monitor_url}/healthz"), "200 on /healthz")
         self._wait_ready("toxiproxy", lambda: http_ok(f"{self.toxiproxy_url}/version"), "answer on /version")
         self._versions["toxiproxy"] = self.toxiproxy.version()
@@ -225,7 +243,7 @@ class ComposeEnvironment(Environment):
                 if chosen == official and key == "NATS_IMAGE" and os.environ.get("NATS_SERVER_BIN"):
                     # A chosen server target (--server): its binary goes into a local image,
                     # built now if missing; never silently the official image of another version.
-                    build_images(self._client)
+                    build_images(self._client, only_missing=True)
                     chosen = local[key]
             setattr(self, attr, chosen)
 
