@@ -6,7 +6,7 @@ applied) as tables. Filters: verdict, flow, fault, check, known/new; the query s
 sets their initial state (`report.html?verdict=failed&known=new`), through the same
 `apply()` a change of a filter runs, so a link can share a view. Per scenario: an SVG
 timeline (fault window shaded; trigger, inject, heal, terminal event, close and the
-checks phase labelled), findings with their evidence folded, the known issues that
+checks phase labelled), a soak's memory series (harness/report_memory.py), findings with their evidence folded, the known issues that
 explain them (link, repro) and the replay command.
 """
 
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from harness.journal import SYMBOL, VERDICTS, Journal
+from harness.report_memory import memory_charts
 
 if TYPE_CHECKING:
     from harness.gate import GateResult, ScenarioDecision
@@ -170,7 +171,7 @@ def _scenario(r: Mapping[str, Any], d: ScenarioDecision | None, issues: Mapping[
     out = [f"<article {attrs}><details{' open' if v != 'passed' else ''}>",
            f"<summary><b class={v}>{SYMBOL[v]}</b> {e(r['id'])}{badges} — {e(r.get('reason', ''))} "
            f"<span style='color:#666'>({wall:.2f}s)</span></summary>",
-           timeline_svg(r)]
+           timeline_svg(r), memory_charts(r)]
     if r.get("findings"):
         out.append("<ul class=findings>")
         for f in r["findings"]:

@@ -115,3 +115,39 @@ def test_filters_hide_what_they_should(tmp_path: Path) -> None:
     known = p.with_name("report-known.png")
     r = chromium("--window-size=1300,700", f"--screenshot={known}", p.as_uri() + "?known=known")
     assert r.returncode == 0 and known.stat().st_size > 10_000, r.stderr[-2000:]
+
+
+def soak_rec(sid: str, samples: list[dict]) -> dict:
+    from harness.checks.memory import MemorySeries, find_growth
+
+    series = MemorySeries.from_samples(samples)
+    found = find_growth(series)
+    r = rec(sid, "failed" if found else "passed", fault="none")
+    r["findings"] = [{"check": f.check, "summary": f.summary, "evidence": f.evidence} for f in found]
+    r["series"] = {"memory": series.to_json()}
+    return r
+
+
+def test_a_soaks_memory_is_plotted_per_metric_for_both_clients(tmp_path: Path) -> None:
+    # nats-py's figures and nats.go's, as each agent's memory op reports them: one chart per
+    # metric, the warm-up shaded, slope and bound printed, a metric beyond its bound marked.
+    py = [{"traced": 1000 + 10 * i, "objects": 500, "tasks": 3, "subs": 1, "rss": 5e7, "server_mem": 1e7,
+           "ack_pending": 50 * i, "redelivered": 0} for i in range(30)]
+    go = [{"heap": 1.3e6 + 5600 * i, "heap_objects": 1300 + 17 * i, "goroutines": 9 + i, "subs": 0, "listeners": 0,
+           "rss": 2e7, "server_mem": 1e7, "ack_pending": 0, "redelivered": 0} for i in range(25)]
+    records = (soak_rec("soak.nak_delay[none]", py), soak_rec("selftest.soak_leak[none]", go))
+    j = Journal(tmp_path / "run/journal.jsonl", {"run_id": "r1", "seed": 1, "nats_py": "2.16.0", "nats_server": "v2.12.8",
+                                                 "backend": "local"}, records)
+    write_outputs(j)
+    p = tmp_path / "run/report.html"
+    html = dom(p.as_uri())
+    charts = re.findall(r"<svg class=\"memory-chart( over)?\" data-metric=\"([^\"]+)\"", html)
+    assert sorted(m for _, m in charts) == sorted(list(py[0]) + list(go[0])), charts  # failed records first
+    assert {m for over, m in charts if over} == {"heap", "heap_objects", "goroutines"}  # the leaky Go round
+    assert html.count("class=\"warmup\"") == len(charts)
+    assert "traced: slope 10 B/round (bound 1.02k)" in html and "ack_pending: slope 50 messages/round (context)" in html
+    assert "heap: slope 5.6k B/round (bound 1.02k)" in html and "goroutines: slope 1 goroutines/round (bound 0.05)" in html
+    assert "flat at 0 subscriptions" in html and "the first 6 are the warm-up" in html and "the first 5 are the warm-up" in html
+    shot = p.with_name("report-memory.png")
+    r = chromium("--window-size=1300,1400", f"--screenshot={shot}", p.as_uri())
+    assert r.returncode == 0 and shot.stat().st_size > 10_000, r.stderr[-2000:]
