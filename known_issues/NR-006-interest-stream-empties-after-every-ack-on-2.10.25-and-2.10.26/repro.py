@@ -28,6 +28,15 @@ Measured (nats-py 2.16.0, 20 000 messages, 2-core machine): 2.10.25 cluster 5/5 
 server 3/3 not reproduced; 2.10.26 the same (5/5, 3/3); the stream is empty 0.00 s after
 the last consumer's ack floor reaches the last sequence. The queue group saw up to 500
 redeliveries after the link cuts (acks lost in flight), re-acked, and still nothing stayed.
+
+KI_INTEREST_FAULT=kill_leader (2026-12-04): the stream's leader SIGKILLed once everything is
+published, while the consumers take and ack it, and started again on its store 1 s later;
+on a cluster the stream must then be empty on every node's own /jsz too, not only through
+the leader: 2.10.25 3/3 and 2.10.26 2/2 not reproduced (empty 0.00-2.74 s after the last
+ack floor, on every node). The harness's scenarios/cluster/interest.yaml (every cluster
+fault, 5000 and 20 000 messages; checks `interest` and `replica_interest`), 2 runs each:
+once on 2.10.26 (leader killed, 20 000 messages, a loaded machine) one replica held 909
+messages 5 s after every consumer acked all, not seen again (see known_issues/README.md).
 """
 import asyncio
 import os
@@ -40,6 +49,7 @@ import _servers  # noqa: E402
 from _servers import NATS_SERVER, Servers, free_port, quiet_error_cb, quiet_nats_logs, run, wait_until  # noqa: E402
 
 import nats  # noqa: E402
+import nats.errors  # noqa: E402
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig  # noqa: E402
 
 N = int(os.environ.get("KI_INTEREST_MESSAGES", "20000"))
@@ -133,13 +143,15 @@ async def main():
         pub = asyncio.create_task(publish())
         import signal
         killed = ""
+        if FAULT == "kill_leader":  # the publisher does not retry: the leader dies once everything is in the stream,
+            await pub               # while the consumers are still taking and acking it
         for k in range(2):  # faults in flight: the client's link cut; a node paused (it falls behind on applies)
             await asyncio.sleep(0.7)
             s.set_proxy_enabled(False)
             await asyncio.sleep(0.5)
             s.set_proxy_enabled(True)
             if nodes and FAULT == "kill_leader" and k == 0:  # the stream's leader dies and comes back on its store
-                leader = (await ojs.stream_info("INT")).cluster.leader
+                leader = (await _sinfo(ojs)).cluster.leader
                 node = nodes[int(leader[1:])]
                 node["proc"].send_signal(signal.SIGKILL)
                 node["proc"].wait()
@@ -155,11 +167,14 @@ async def main():
                 victim.send_signal(signal.SIGCONT)
         await pub
         published = time.monotonic() - t0
-        last = (await ojs.stream_info("INT")).state.last_seq
+        last = (await _sinfo(ojs)).state.last_seq
 
         async def all_acked():
             for d in ("workers", "pull1", "pull2"):
-                ci = await ojs.consumer_info("INT", d)
+                try:
+                    ci = await ojs.consumer_info("INT", d, timeout=2)
+                except (asyncio.TimeoutError, nats.errors.Error):  # no consumer leader yet
+                    return False
                 if ci.num_pending or ci.num_ack_pending or ci.ack_floor.stream_seq < last:
                     return False
             return True
@@ -168,17 +183,20 @@ async def main():
         t_acked = time.monotonic()
 
         async def empty_everywhere() -> bool:  # through the leader and, on a cluster, on every node's own copy
-            return await _empty(ojs) and all(not _jsz(x["mon"]).get("messages") for x in nodes)
+            try:
+                return await _empty(ojs) and all(not _jsz(x["mon"]).get("messages") for x in nodes)
+            except OSError:  # a restarted node not answering yet: not known to be empty
+                return False
         emptied = await wait_until(empty_everywhere, SETTLE, interval=0.1)
         took = time.monotonic() - t_acked
-        si = await ojs.stream_info("INT")
+        si = await _sinfo(ojs)
         floors = []
         for d in ("workers", "pull1", "pull2"):
             ci = await ojs.consumer_info("INT", d)
             floors.append(f"{d}: ack_floor={ci.ack_floor.stream_seq} delivered={ci.delivered.stream_seq} "
                           f"num_pending={ci.num_pending} num_ack_pending={ci.num_ack_pending} "
                           f"num_redelivered={ci.num_redelivered}")
-        jsz = s.monitor("/jsz") if not nodes else {"messages": [_jsz(x["mon"]).get("messages") for x in nodes]}
+        jsz = s.monitor("/jsz") if not nodes else {"messages": [_jsz_or_none(x["mon"]) for x in nodes]}
         stop.set()
         for w in workers:
             w.cancel()
@@ -200,6 +218,23 @@ async def main():
         return True, (f"{head}; every consumer acked all {last}, yet {SETTLE:.0f}s later {state} (per node); " + "; ".join(floors))
 
 
+async def _sinfo(ojs):
+    """Stream info, retried while a killed leader's successor is being elected (bounded)."""
+    for _ in range(60):
+        try:
+            return await asyncio.wait_for(ojs.stream_info("INT"), 2)
+        except (asyncio.TimeoutError, nats.errors.Error):
+            await asyncio.sleep(0.5)
+    return await ojs.stream_info("INT")
+
+
+def _jsz_or_none(port: int):
+    try:
+        return _jsz(port).get("messages")
+    except OSError:
+        return None
+
+
 def _jsz(port: int) -> dict:
     import json
     import urllib.request
@@ -208,8 +243,8 @@ def _jsz(port: int) -> dict:
 
 
 async def _empty(ojs) -> bool:
-    return (await ojs.stream_info("INT")).state.messages == 0
+    return (await _sinfo(ojs)).state.messages == 0
 
 
 if __name__ == "__main__":
-    run(main, budget=110.0)
+    run(main, budget=float(os.environ.get("KI_BUDGET", "110")))
