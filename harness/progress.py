@@ -56,4 +56,5 @@ class Progress:
 
     def plain_line(self, record: Mapping[str, Any]) -> str:
         wall = record.get("timings", {}).get("wall", 0.0)
-        return f"[{self.status()}] {SHORT.get(record['verdict'], record['verdict'])} {record['id']} ({wall:.1f}s)"
+        alone = ", judged alone in the serial lane" if record.get("lane") else ""  # harness/schedule.py
+        return f"[{self.status()}] {SHORT.get(record['verdict'], record['verdict'])} {record['id']} ({wall:.1f}s{alone})"

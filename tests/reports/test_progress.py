@@ -20,6 +20,8 @@ def test_lines_count_what_did_not_pass_and_estimate_what_is_left() -> None:
     p.finished(rec)
     assert p.live_line() == "nats-chaos 2/4 · failed 1 · 30s elapsed · ~30s left"
     assert p.plain_line(rec) == "[2/4 · failed 1 · 30s elapsed · ~30s left] FAIL b[x] (20.0s)"
+    alone = {**rec, "lane": {"first_verdict": "failed"}}  # run again alone: harness/schedule.py
+    assert p.plain_line(alone) == "[2/4 · failed 1 · 30s elapsed · ~30s left] FAIL b[x] (20.0s, judged alone in the serial lane)"
     p.finished({"id": "c[x]", "verdict": "error"})
     p.finished({"id": "d[x]", "verdict": "failed"})
     assert p.status() == "4/4 · failed 2, error 1 · 30s elapsed"
