@@ -46,7 +46,7 @@ def _run(args: list[str], reports: Path, workers: str = WORKERS) -> tuple[float,
                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=1800)
     wall = time.monotonic() - t
     journal = reports / "latest" / "journal.json"
-    if r.returncode not in (0, 1) or not journal.exists():
+    if not journal.exists():  # exit 2 with a journal: a scenario's `error`, shown with the figures
         raise RuntimeError(f"harness run {' '.join(args)} exited {r.returncode}: {r.stderr[-2000:]}")
     schedule = next((ln.split(": ", 1)[1] for ln in r.stdout.splitlines() if ln.startswith("schedule:")), f"-n {workers}")
     used = {"cpu": _children_cpu() - cpu0, "load": (load0, os.getloadavg()[0]), "schedule": schedule}
@@ -70,7 +70,9 @@ def _figures(label: str, wall: float, records: list[dict], used: dict[str, Any])
             f"(inherent / wall; target >= {TARGET_CONCURRENCY}); {used['schedule']}",
             f"      verdicts {counts}; overhead ratio {summed / max(inherent, 1e-9):.2f} ({summed:.0f} s / {inherent:.0f} s "
             f"inherent; target <= {TARGET_RATIO}); CPU {used['cpu']:.0f} s; load average {used['load'][0]:.1f} before, "
-            f"{used['load'][1]:.1f} after; judged alone: {', '.join(alone) or 'none'}"]
+            f"{used['load'][1]:.1f} after; judged alone: {', '.join(alone) or 'none'}"] + [
+            f"      {r['verdict'].upper()} {r['id']}: {r['reason'][:200]}" for r in records
+            if r["verdict"] in ("error", "inconclusive")]
 
 
 def run() -> list[str]:
