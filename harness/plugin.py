@@ -264,6 +264,7 @@ def _term_to_interrupt(signum: int, frame: Any) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "quick: a scenario of the quick selection (`make chaos-quick`)")
+    config.addinivalue_line("markers", "alone: a scenario judged alone, in the serial lane (harness/schedule.py)")
     config.stash[_KEY] = cs = ChaosSession(config)
     config.pluginmanager.register(cs, "nats-chaos-session")
     # SIGTERM runs the same teardown as Ctrl-C: nothing the run started outlives it.
@@ -397,13 +398,14 @@ class ScenarioItem(pytest.Item):
         self.infra: list[dict[str, Any]] = []  # environment deaths seen after this scenario
 
     def runtest(self) -> None:
-        from harness.schedule import in_lane
+        from harness.schedule import declared_alone, in_lane
 
         cs = self.config.stash[_KEY]
         topology = cs.topology_of(self.scenario)
         runner = cs.get_runner(topology)
         record = in_lane(_lane(self.config),  # judged alone if a busy machine may have made its verdict
-                         lambda: runner.run(on_topology(self.scenario, topology), replay=self.replay_command()).to_json())
+                         lambda: runner.run(on_topology(self.scenario, topology), replay=self.replay_command()).to_json(),
+                         alone=declared_alone(self.scenario))
         self.record = cs.survive_infrastructure(record, self)
         if self.record["verdict"] == "not_applicable":
             pytest.skip(f"not applicable: {self.record['reason']}")

@@ -12,6 +12,8 @@ Scenarios start longest first (`order`), by their duration in the newest journal
 `reports/`, else by what the scenario declares (`declared_seconds`), so the run does not end
 on a straggler that started last.
 
+A scenario whose entry is tagged `alone` (its checks judge the servers' speed, e.g. replicas
+converging within a bound on a 3-node cluster) always runs in that lane, at the end.
 A scenario whose verdict a busy machine could have changed (a heartbeat gap the loop check
 cannot tell a slowed spin from a stretched burst of work) runs again in the serial `Lane`,
 alone, and that run's verdict stands; the report says so.
@@ -163,9 +165,20 @@ def expected_seconds(sc: Any, durations: Mapping[str, float]) -> float:
     return durations.get(sc.id, declared_seconds(sc))
 
 
+ALONE = "alone"  # a scenario file's tag: its checks depend on the machine's speed, judge it alone
+
+
+def declared_alone(sc: Any) -> bool:
+    """Whether a scenario's entry says it is judged alone (`tags: [alone]`)."""
+    return ALONE in getattr(sc, "tags", ())
+
+
 def order(scenarios: Sequence[Any], durations: Mapping[str, float]) -> list[int]:
-    """Indexes of `scenarios`, longest expected first; ties keep their collection order."""
-    return sorted(range(len(scenarios)), key=lambda i: (-expected_seconds(scenarios[i], durations), i))
+    """Indexes of `scenarios`, longest expected first; those judged alone last (a serial tail:
+    each waits for the scenarios in flight, so they wait least once the rest has drained);
+    ties keep their collection order."""
+    return sorted(range(len(scenarios)),
+                  key=lambda i: (declared_alone(scenarios[i]), -expected_seconds(scenarios[i], durations), i))
 
 
 class Lane:
@@ -217,11 +230,16 @@ def needs_alone(record: Mapping[str, Any]) -> bool:
         e.get("what") == UNDECIDED_GAP for e in record.get("events", ()))
 
 
-def in_lane(lane: "Lane | None", run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+def in_lane(lane: "Lane | None", run: Callable[[], dict[str, Any]], alone: bool = False) -> dict[str, Any]:
     """Run a scenario (`run` returns its record) in flight with the others; if a busy machine
-    may have made its verdict, again alone, and that record stands. No lane: in-process, alone."""
+    may have made its verdict, again alone, and that record stands. `alone`: declared so, run
+    alone at once. No lane: in-process, always alone."""
     if lane is None:
         return run()
+    if alone:
+        with lane.alone():
+            return {**run(), "lane": {"why": "declared alone (tags: [alone]): its checks depend on the machine's speed",
+                                      "first_verdict": "declared"}}
     with lane.shared():
         record = run()
     if not needs_alone(record):

@@ -28,8 +28,8 @@ def test_scenarios_in_flight_follow_the_scarcest_resource() -> None:
     assert choose_workers(Machine(1, 0, 0, 0)).workers == 1  # never none
 
 
-def _sc(sid: str, hold: float = 1.5, timeout: float = 15.0, rounds: int = 1) -> SimpleNamespace:
-    return SimpleNamespace(id=sid, hold=hold, timeout=timeout, rounds=rounds)
+def _sc(sid: str, hold: float = 1.5, timeout: float = 15.0, rounds: int = 1, tags: tuple = ()) -> SimpleNamespace:
+    return SimpleNamespace(id=sid, hold=hold, timeout=timeout, rounds=rounds, tags=tags)
 
 
 def test_longest_first_by_last_duration_else_declared() -> None:
@@ -38,6 +38,8 @@ def test_longest_first_by_last_duration_else_declared() -> None:
     # c never ran: its declared 3 + 15 s puts it between e and b; a and d tie and keep their order
     assert order(scs, durations) == [4, 2, 1, 0, 3]
     assert declared_seconds(_sc("s", hold=0.5, timeout=10, rounds=40)) == 30.0
+    # a scenario declared alone goes to the serial tail, however long
+    assert order([_sc("a"), _sc("b", tags=("alone",)), _sc("c")], {"a": 1.0, "b": 50.0, "c": 2.0}) == [2, 0, 1]
 
 
 def _journal(run_dir: Path, records: dict[str, float], whole: bool = True) -> None:
@@ -73,6 +75,16 @@ def test_only_an_undecided_heartbeat_gap_sends_a_scenario_to_the_lane() -> None:
     rec = judged_alone(first, {"id": "x", "verdict": "passed", "findings": []})
     assert rec["verdict"] == "passed" and rec["lane"]["first_verdict"] == "failed"
     assert rec["lane"]["first_findings"] == ["event loop spinning"] and rec["lane"]["first_wall"] == 4.0
+
+
+def test_a_scenario_declared_alone_runs_in_the_lane_at_once(tmp_path: Path) -> None:
+    from harness.schedule import in_lane
+
+    lane = Lane(tmp_path)
+    rec = in_lane(lane, lambda: {"id": "x", "verdict": "passed", "events": []}, alone=True)
+    assert rec["verdict"] == "passed" and rec["lane"]["first_verdict"] == "declared"
+    assert "lane" not in in_lane(lane, lambda: {"id": "x", "verdict": "passed", "events": []})
+    assert "lane" not in in_lane(None, lambda: {"id": "x", "verdict": "passed", "events": []}, alone=True)  # in-process
 
 
 def _hold(directory: str, how: str, log: "multiprocessing.Queue[str]", seconds: float) -> None:
