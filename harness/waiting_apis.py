@@ -22,6 +22,11 @@ class WaitingAPI:
     flows: tuple[str, ...] = ()  # flows that make this call as (or in) their tracked call
     not_applicable: str = ""  # why no flow needs to (set when `flows` is empty)
     note: str = ""  # how the flows make it, when not as their own call
+    go_flows: tuple[str, ...] | None = None  # nats.go's flows, where they differ from `flows`
+    go_gap: str = ""  # not covered on nats.go yet, and why (reported, never hidden)
+
+    def on_go(self) -> tuple[str, ...]:
+        return self.flows if self.go_flows is None else self.go_flows
 
 
 _APIS: tuple[WaitingAPI, ...] = (
@@ -30,8 +35,11 @@ _APIS: tuple[WaitingAPI, ...] = (
                not_applicable="every scenario connects before its flow; a failed connect is an environment error, not a flow's"),
     WaitingAPI("request", "nc.request()", "nc.Request / RequestWithContext",
                not_applicable="the recovery check makes one after every fault (probe); the JetStream calls below are requests"),
-    WaitingAPI("flush", "nc.flush()", "nc.Flush / FlushWithContext", ("publish.core",)),
-    WaitingAPI("publish (buffer full)", "nc.publish()", "nc.Publish", ("publish.core",)),
+    WaitingAPI("flush", "nc.flush()", "nc.Flush / FlushWithContext", ("publish.core",),
+               go_flows=("ack.ack", "ack.nak"), note="nats.go's ack flows flush after acking"),
+    WaitingAPI("publish (buffer full)", "nc.publish()", "nc.Publish", ("publish.core",), go_flows=(),
+               go_gap="the Go agent has no publish.core yet: a first version's snapshot hung under "
+                      "stall.upstream+drain.close (not investigated; left to the Go parity work)"),
     WaitingAPI("next message (sync)", "sub.next_msg()", "sub.NextMsg / NextMsgWithContext",
                ("next.next_msg", "continue.next_msg")),
     WaitingAPI("message iterator", "sub.messages.__anext__", "jetstream MessagesContext.Next",
@@ -39,13 +47,15 @@ _APIS: tuple[WaitingAPI, ...] = (
     WaitingAPI("messages to a callback", "subscribe(cb=...)", "jetstream Consumer.Consume", ("next.consume",)),
     WaitingAPI("subscription drain", "sub.drain()", "sub.Drain", ("next.fetch", "next.iterate"),
                note="the drain.sub_drain fault's action on the flow's subscription"),
-    WaitingAPI("connection drain", "nc.drain()", "nc.Drain", ("worker.pull",),
-               note="the worker's shutdown; the drain.nc_drain fault on every flow"),
-    WaitingAPI("close", "nc.close()", "nc.Close", ("publish.core",),
+    WaitingAPI("connection drain", "nc.drain()", "nc.Drain", ("worker.pull", "next.fetch"), go_flows=("next.fetch",),
+               note="the worker's shutdown; the drain.nc_drain fault on next.fetch and others"),
+    WaitingAPI("close", "nc.close()", "nc.Close", ("next.next_msg", "publish.core"), go_flows=("next.next_msg",),
                note="every scenario closes the client; the drain.close fault mid-call"),
     # -- JetStream -------------------------------------------------------------------------------
-    WaitingAPI("publish, awaiting the ack", "js.publish()", "js.Publish (both APIs)", ("publish.js", "continue.publish")),
-    WaitingAPI("pull fetch", "psub.fetch()", "sub.Fetch / jetstream Consumer.Fetch", ("next.fetch", "continue.fetch", "worker.pull")),
+    WaitingAPI("publish, awaiting the ack", "js.publish()", "js.Publish (both APIs)", ("publish.js", "continue.publish"),
+               go_flows=("continue.publish",)),
+    WaitingAPI("pull fetch", "psub.fetch()", "sub.Fetch / jetstream Consumer.Fetch", ("next.fetch", "continue.fetch", "worker.pull"),
+               go_flows=("next.fetch", "continue.fetch")),
     WaitingAPI("ack, awaiting the confirmation", "msg.ack_sync()", "msg.AckSync / jetstream Msg.DoubleAck",
                ("ack.ack_sync", "continue.ack_sync")),
     WaitingAPI("ack, nak, in_progress, term (flushed)", "msg.ack/nak/in_progress/term()", "msg.Ack/Nak/InProgress/Term",
@@ -70,7 +80,8 @@ _APIS: tuple[WaitingAPI, ...] = (
                not_applicable="a publish awaiting its ack with a header, as kv.put (covered)"),
     # -- ObjectStore -----------------------------------------------------------------------------
     WaitingAPI("ObjectStore get", "obs.get()", "obs.Get + Read", ("objectstore.get", "continue.objectstore_get")),
-    WaitingAPI("ObjectStore put", "obs.put()", "obs.Put / PutBytes", ("objectstore.put",)),
+    WaitingAPI("ObjectStore put", "obs.put()", "obs.Put / PutBytes", ("objectstore.put", "objectstore.delete"),
+               go_flows=("objectstore.delete", "continue.objectstore_get"), note="the continuations put objects"),
     WaitingAPI("ObjectStore info", "obs.get_info()", "obs.GetInfo", ("objectstore.info",)),
     WaitingAPI("ObjectStore list", "obs.list()", "obs.List", ("objectstore.list",)),
     WaitingAPI("ObjectStore delete", "obs.delete()", "obs.Delete", ("objectstore.delete",)),
@@ -87,5 +98,9 @@ def table() -> list[str]:
     out = [f"  {'waiting call':40s} {'nats-py':44s} {'nats.go':42s} covered by"]
     for a in WAITING_APIS:
         cover = ", ".join(a.flows) + (f" ({a.note})" if a.note else "") if a.flows else f"not applicable: {a.not_applicable}"
+        if a.go_gap:
+            cover += f"; nats.go: NOT COVERED: {a.go_gap}"
+        elif a.go_flows is not None:
+            cover += f"; nats.go: {', '.join(a.go_flows)}"
         out.append(f"  {a.what:40s} {a.nats_py:44s} {a.nats_go:42s} {cover}")
     return out

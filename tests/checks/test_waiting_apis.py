@@ -30,3 +30,20 @@ def test_the_catalogue_prints_the_table() -> None:
     assert len(lines) == len(WAITING_APIS) + 1
     out = subprocess.run([sys.executable, "-m", "harness", "list", "--catalogue"], capture_output=True, text=True, check=True).stdout
     assert "waiting APIs" in out and "obs.watch().updates() / stop()" in out and "objectstore.watch" in out
+
+
+def test_every_go_flow_named_is_registered_by_the_go_agent() -> None:
+    import re
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[2] / "harness" / "agent" / "go"
+    go = set()
+    for f in src.glob("*.go"):
+        go |= set(re.findall(r'register\("([a-z_.]+)"', f.read_text()))
+        go |= {"ack." + k for k in re.findall(r'"(ack|ack_sync|nak|nak_delay|in_progress|term)"', f.read_text())}
+    for a in WAITING_APIS:
+        if a.flows and not a.go_gap:
+            assert a.on_go(), f"{a.what}: no nats.go flow and no gap stated"
+        for name in a.on_go():
+            assert name in go, f"{a.what}: the Go agent registers no {name}"
+        assert not (a.go_gap and a.on_go()), a.what
