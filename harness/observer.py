@@ -226,7 +226,7 @@ class Replicated:
     bucket and object store it creates replicated `replicas` times (param `replicas: 3` on a
     cluster); the flows' prepare functions stay as they are. Consumers inherit the stream's."""
 
-    PLACEMENT_WAIT = 5.0  # a node back from a fault is "offline" for placement until the meta leader hears its stats
+    PLACEMENT_WAIT = 10.0  # a node back from a fault is "offline" for placement until the meta leader hears its stats
 
     def __init__(self, js: Any, replicas: int) -> None:
         self._js, self._replicas = js, replicas
