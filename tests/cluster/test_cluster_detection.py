@@ -103,8 +103,16 @@ def _stream(cluster: LocalClusterEnvironment, name: str, purge: bool) -> None:
         try:
             js = nc.jetstream()
             await Replicated(js, 3).add_stream(StreamConfig(name=name, subjects=[f"{name.lower()}.>"]))
+            deadline = time.monotonic() + 30  # a stream just made (a node just restarted) may still elect its leader
             for i in range(5):
-                await js.publish(f"{name.lower()}.m", str(i).encode())
+                while True:
+                    try:
+                        await js.publish(f"{name.lower()}.m", str(i).encode(), timeout=3, headers={"Nats-Msg-Id": f"{name}-{i}"})
+                        break
+                    except (nats.errors.TimeoutError, nats.errors.NoRespondersError):
+                        if time.monotonic() > deadline:
+                            raise
+                        await asyncio.sleep(0.2)
             if purge:
                 await js.purge_stream(name)
         finally:
