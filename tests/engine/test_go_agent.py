@@ -165,6 +165,10 @@ def test_flows_an_old_release_lacks_are_not_applicable(runners: dict[str, Runner
     assert rec.verdict == "not_applicable", (rec.verdict, rec.reason)
     assert "nats.go v1.31.0" in rec.reason and "jetstream" in rec.reason
     assert runners["v1.31.0"].run(scenario("ack.ack[none]")).verdict == "passed"  # the legacy API's flows run
+    # and the flows both APIs have run on the legacy one there (JetStreamContext.ObjectStore, KeyValue)
+    for sid in ("objectstore.get[none]", "kv.get[none]"):
+        rec = runners["v1.31.0"].run(scenario(sid))
+        assert rec.verdict == "passed", (sid, rec.verdict, rec.reason, [f.summary for f in rec.findings])
 
 
 API_CHOICE = """\

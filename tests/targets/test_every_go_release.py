@@ -7,7 +7,8 @@ issue explains for that release — never `error`, never `inconclusive`, never u
 
 Exhaustive (31 releases × 50 controls; each release's agent is built once into the target
 cache): `make test-releases` and the nightly job run it; `make test` does not (marker
-`releases`). NATS_CHAOS_GO_RELEASES=v1.32.0,v1.55.0 runs only those (a bounded run by hand).
+`releases`). NATS_CHAOS_GO_RELEASES=v1.32.0,v1.55.0 runs only those (a bounded run by hand; two
+at least: it is a `harness matrix`).
 The seed releases of KI-014/KI-015 are tested in make test (tests/engine/test_go_agent.py),
 and `harness bisect` on nats.go below.
 """
