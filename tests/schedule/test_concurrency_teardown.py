@@ -1,5 +1,5 @@
 """Nothing outlives a run with many scenarios in flight: ended by itself, by Ctrl-C or by
-SIGKILL. Real `harness run -n 8`, real servers; at the end, no process of the run is left,
+SIGKILL. Real `harness run -n 10`, real servers; at the end, no process of the run is left,
 none of its ports still listens, and no process holds a file of its run directories."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 HARNESS = Path(sys.executable).with_name("harness")
-WORKERS = 8
+WORKERS = 10  # what -n auto chooses on 2 cores (harness/schedule.py)
 
 
 def _scenarios(seconds: float) -> str:

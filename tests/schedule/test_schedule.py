@@ -19,8 +19,8 @@ GIB = 2**30
 def test_scenarios_in_flight_follow_the_scarcest_resource() -> None:
     roomy = Machine(cores=2, memory_available=20 * GIB, fd_limit=20000, ports=28232)
     c = choose_workers(roomy)
-    assert (c.workers, c.limited_by) == (8, "2 cores x 4")
-    assert "8 scenarios in flight (limited by 2 cores x 4" in c.describe()
+    assert (c.workers, c.limited_by) == (10, "2 cores x 5")
+    assert "10 scenarios in flight (limited by 2 cores x 5" in c.describe()
     assert choose_workers(roomy, scenarios=3).workers == 3
     assert choose_workers(Machine(2, 20 * GIB, 1024, 28232)).limited_by == "file descriptors"
     assert choose_workers(Machine(2, 1 * GIB, 20000, 28232)).workers == 2  # half of 1 GiB at 200 MB each
