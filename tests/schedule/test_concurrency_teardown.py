@@ -29,7 +29,10 @@ def _run(tmp_path: Path, seconds: float, run_root: Path) -> subprocess.Popen[str
     env = dict(os.environ, NATS_CHAOS_RUN_ROOT=str(run_root))
     return subprocess.Popen([str(HARNESS), "run", "--seed", "5", "-n", str(WORKERS)], cwd=tmp_path, env=env,
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+                            start_new_session=True,
+                            # as a terminal's foreground job: Ctrl-C at its default (a script's
+                            # background job would inherit SIGINT ignored)
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _in_flight(proc: subprocess.Popen[str], timeout: float = 120) -> tuple[list[psutil.Process], set[int]]:
