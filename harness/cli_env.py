@@ -548,6 +548,23 @@ def cmd_env_check(args: argparse.Namespace) -> int:
     return EXIT_CLEAN
 
 
+async def _publish_once_served(js: Any, subject: str, data: bytes, within: float = 10.0) -> Any:
+    """Publish, again (bounded) while nobody answers yet ('no responders': nothing stored): on a
+    cluster a new stream's leader and its interest reach the client's node a moment after the
+    create's reply. nats.go's Publish retries no-responders the same way by default."""
+    import nats.js.errors
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        try:
+            return await js.publish(subject, data, timeout=5)
+        except nats.js.errors.NoStreamResponseError:
+            if loop.time() > deadline:
+                raise
+            await asyncio.sleep(0.05)
+
+
 async def _smoke(env: Environment, step: Callable[[str], Any]) -> None:
     import nats
     import nats.errors
@@ -565,7 +582,7 @@ async def _smoke(env: Environment, step: Callable[[str], Any]) -> None:
                     await observer.jetstream().add_stream(StreamConfig(name="CHAOS_CHECK", subjects=[subject]))
                 js = client.jetstream()
                 with step("publish through proxy (acked)"):
-                    ack = await js.publish(subject, b"ping", timeout=5)
+                    ack = await _publish_once_served(js, subject, b"ping")
                 with step("pull fetch + ack through proxy"):
                     sub = await js.pull_subscribe(subject, durable="check")
                     msgs = await sub.fetch(1, timeout=5)

@@ -248,26 +248,58 @@ class Replicated:
                     raise
                 await asyncio.sleep(0.1)
 
+    async def _led(self, stream: str) -> None:
+        """Wait (bounded) until the new stream's info names a leader: the create's reply can
+        come before the stream's group has elected one, and a publish meanwhile has no
+        responder (seen: the leader named 150 ms after the reply)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.PLACEMENT_WAIT
+        while True:
+            info = await self._js.stream_info(stream)
+            if (info.cluster is not None and info.cluster.leader) or loop.time() > deadline:
+                return
+            await asyncio.sleep(0.05)
+
+    async def publish(self, *args: Any, **kwargs: Any) -> Any:
+        """Publish, again (bounded) while the stream answers 'no responders' (NoStreamResponseError):
+        nothing was stored, and the stream's interest is still reaching the observer's node over
+        the routes. (nats.go's Publish retries no-responders by default.)"""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.PLACEMENT_WAIT
+        while True:
+            try:
+                return await self._js.publish(*args, **kwargs)
+            except nats.js.errors.NoStreamResponseError:
+                if loop.time() > deadline:
+                    raise
+                await asyncio.sleep(0.05)
+
     async def add_stream(self, config: Any = None, **params: Any) -> Any:
         if config is not None:
             config = dataclasses.replace(config, num_replicas=self._replicas)
         else:
             params["num_replicas"] = self._replicas
-        return await self._placed(lambda: self._js.add_stream(config, **params))
+        info = await self._placed(lambda: self._js.add_stream(config, **params))
+        await self._led(info.config.name)
+        return info
 
     async def create_key_value(self, config: Any = None, **params: Any) -> Any:
         if config is not None:
             config = dataclasses.replace(config, replicas=self._replicas)
         else:
             params["replicas"] = self._replicas
-        return await self._placed(lambda: self._js.create_key_value(config, **params))
+        kv = await self._placed(lambda: self._js.create_key_value(config, **params))
+        await self._led(kv._stream)
+        return kv
 
     async def create_object_store(self, bucket: Any = None, config: Any = None, **params: Any) -> Any:
         if config is not None:
             config = dataclasses.replace(config, replicas=self._replicas)
         else:
             params["replicas"] = self._replicas
-        return await self._placed(lambda: self._js.create_object_store(bucket, config, **params))
+        obs = await self._placed(lambda: self._js.create_object_store(bucket, config, **params))
+        await self._led(obs._stream)
+        return obs
 
 
 def _consumer_dict(ci: Any) -> dict[str, Any]:

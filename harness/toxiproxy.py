@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import http.client
 import json
 import urllib.error
 import urllib.request
@@ -118,7 +119,9 @@ class Toxiproxy:
                 evidence=f"response: {detail[:500]}",
                 hint="check the proxy/toxic name and attributes against the Toxiproxy API",
             ) from None
-        except (urllib.error.URLError, OSError) as e:
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
+            # (HTTPException: what answers on the API port is not HTTP, e.g. a nats-server that
+            # took the port: BadStatusLine with its INFO line)
             reason = getattr(e, "reason", e)
             raise ToxiproxyError(
                 f"Toxiproxy API at {self.url} unreachable: {reason}",

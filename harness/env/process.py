@@ -14,6 +14,7 @@ import contextlib
 import ctypes
 import errno
 import functools
+import http.client
 import json
 import queue
 import os
@@ -212,7 +213,9 @@ def http_ok(url: str, timeout: float = 0.5) -> bool:
             urllib.request.Request(url, headers={"User-Agent": "nats-chaos-harness"}), timeout=timeout
         ) as r:
             return 200 <= r.status < 300
-    except (urllib.error.URLError, OSError, ValueError):
+    # HTTPException: something else holds the port (a nats-server answers with its INFO line,
+    # BadStatusLine) — not ours, so not ready; the caller's own-pid check says whose it is
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException):
         return False
 
 
@@ -223,7 +226,7 @@ def get_json(url: str, timeout: float = 1.0) -> Any:
             urllib.request.Request(url, headers={"User-Agent": "nats-chaos-harness"}), timeout=timeout
         ) as r:
             return json.load(r)
-    except (OSError, ValueError):
+    except (OSError, ValueError, http.client.HTTPException):  # HTTPException: not an HTTP server on that port
         return None
 
 
