@@ -190,7 +190,10 @@ class RunContext:
         self.inherent += max(seconds, 0.0)
 
     def snapshot(self) -> Snapshot:
-        return self.agent.snapshot()
+        snap = self.agent.snapshot()
+        if snap.busy:  # locks the client held while the agent read its state: evidence
+            self.event("client lock held", locks=list(snap.busy))
+        return snap
 
     def fds(self) -> dict[int, str]:
         return {int(k): v for k, v in self.agent.request("fds", timeout=5)["fds"].items()}
@@ -243,7 +246,7 @@ class RunContext:
             snap = self.snapshot()
         except AgentError as e:
             return f"(no snapshot: {e.summary})"
-        lines = []
+        lines = [f"(held: {b})" for b in snap.busy]
         for t in snap.tasks:
             acting = t.role == "agent" and any(" in op_action" in frame for frame in t.stack)
             if (t.role != "agent" or acting) and t.state != "done":

@@ -77,6 +77,10 @@ class Snapshot:
     proc: ProcInfo
     conn: ConnState
     flow_done: bool
+    # Client locks the agent found held and read around rather than wait on (the Go agent:
+    # nats.go holds its connection lock across a blocked socket write), each named with how
+    # long: evidence of what the client holds, on the timeline.
+    busy: tuple[str, ...] = ()
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "Snapshot":
@@ -87,6 +91,7 @@ class Snapshot:
             proc=ProcInfo(**d["proc"]),
             conn=ConnState(**d["conn"]),
             flow_done=bool(d.get("flow_done")),
+            busy=tuple(d.get("busy") or ()),
         )
 
 

@@ -389,3 +389,21 @@ def test_nats_go_1524_next_spins_after_drain_on_v1_32_0_and_not_on_v1_33_0(runne
     assert any(f.check == "loop" and "spinning" in f.summary for f in bad.findings), summaries
     good = runners["v1.33.0"].run(scenario(NEXT_DRAIN))
     assert good.verdict == "passed", (good.reason, [f.summary for f in good.findings])
+
+
+# -- a client lock held across a blocked write: read around, never waited on (KI-026) ---------
+
+CLOSE_STALLED = "publish.core[stall.upstream+drain.close@in_call]"
+
+
+def test_a_close_behind_a_publisher_stalled_upstream_is_judged_not_an_error(runners: dict[str, Runner]) -> None:
+    """nats.go holds its connection lock while the publisher's write waits on the stalled link, and
+    Close() waits for it (KI-026). The agent's snapshot takes the client's locks with TryLock
+    within a bound and names the one it found held, so the scenario is judged: before, the
+    snapshot waited on the lock and the runner's request timed out (verdict `error`)."""
+    rec = runners[DEFAULT].run(scenario(CLOSE_STALLED))
+    summaries = [f.summary for f in rec.findings]
+    assert rec.verdict == "failed", (rec.verdict, rec.reason, summaries)
+    assert any(f.check == "iterators" and "close did not return" in f.summary for f in rec.findings), summaries
+    held = [lock for e in rec.events if e.get("what") == "client lock held" for lock in e["locks"]]
+    assert held and held[0].startswith("nc.mu (the connection's lock) held"), held

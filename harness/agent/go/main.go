@@ -428,20 +428,14 @@ func (a *agent) pending() []map[string]any {
 	return f.pendingCalls()
 }
 
+// opSnapshot never waits on the client's locks (locks.go): one it found held is in "busy".
 func (a *agent) opSnapshot() (map[string]any, error) {
 	nc := a.conn()
-	conn := map[string]any{"connected": false, "closed": false, "reconnecting": false, "cid": nil}
-	if nc != nil {
-		conn["connected"] = nc.IsConnected()
-		conn["closed"] = nc.IsClosed()
-		conn["reconnecting"] = nc.IsReconnecting()
-		if cid, err := nc.GetClientID(); err == nil && nc.IsConnected() {
-			conn["cid"] = cid
-		}
-	}
 	a.mu.Lock()
-	done := a.flowDone
+	done, closed := a.flowDone, a.closed
 	a.mu.Unlock()
+	b := newLockBudget()
+	conn := connState(nc, closed, b)
 	flowDone := false
 	if done != nil {
 		select {
@@ -450,7 +444,7 @@ func (a *agent) opSnapshot() (map[string]any, error) {
 		default:
 		}
 	}
-	subs := subscriptions(nc)
+	subs := subscriptions(nc, b)
 	tasks := goroutines(subs)
 	for _, s := range subs {
 		delete(s, "ptr") // only for matching goroutines to subscriptions
@@ -462,6 +456,7 @@ func (a *agent) opSnapshot() (map[string]any, error) {
 		"proc":      process(),
 		"conn":      conn,
 		"flow_done": flowDone,
+		"busy":      b.busy,
 	}, nil
 }
 

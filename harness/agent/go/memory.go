@@ -9,8 +9,6 @@ package main
 import (
 	"reflect"
 	"runtime"
-	"sync"
-	"unsafe"
 
 	"github.com/nats-io/nats.go"
 )
@@ -23,42 +21,42 @@ func (a *agent) opMemory(request) (map[string]any, error) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	nc := a.conn()
-	return map[string]any{
+	b := newLockBudget() // a lock found held (locks.go) is named in "busy"
+	out := map[string]any{
 		"heap":         ms.HeapAlloc, // bytes of live heap objects right after the collection
 		"heap_objects": ms.HeapObjects,
 		"goroutines":   runtime.NumGoroutine(),
-		"subs":         len(subscriptions(nc)),
-		"listeners":    statusListeners(nc),
+		"subs":         len(subscriptions(nc, b)),
+		"listeners":    statusListeners(nc, b),
 		"rss":          process()["rss"],
-	}, nil
+	}
+	if len(b.busy) > 0 {
+		out["busy"] = b.busy
+	}
+	return out, nil
 }
 
 // statusListeners: the status channels the connection keeps (nc.StatusChanged(), from
-// v1.29.0), by reflection as the subscriptions are read; 0 where a release has none. A
-// flow that asks for one per round and never drops it grows this (and leaks its goroutine).
-func statusListeners(nc *nats.Conn) int {
+// v1.29.0), by reflection as the subscriptions are read, under the connection's own lock
+// (bounded); 0 where a release has none. A flow that asks for one per round and never
+// drops it grows this (and leaks its goroutine).
+func statusListeners(nc *nats.Conn, b *lockBudget) int {
 	if nc == nil {
 		return 0
 	}
 	cv := reflect.ValueOf(nc).Elem()
-	lf := cv.FieldByName("statListeners")
-	mf := cv.FieldByName("mu")
-	if !lf.IsValid() || lf.Kind() != reflect.Map || !mf.IsValid() {
+	m, mu := field(cv, "statListeners"), rwMutex(cv, "mu")
+	if !m.IsValid() || m.Kind() != reflect.Map || mu == nil {
 		return 0
 	}
-	mu, ok := reflect.NewAt(mf.Type(), unsafe.Pointer(mf.UnsafeAddr())).Interface().(*sync.RWMutex)
-	if !ok {
-		return 0
-	}
-	m := reflect.NewAt(lf.Type(), unsafe.Pointer(lf.UnsafeAddr())).Elem()
 	n := 0
-	mu.RLock() // the connection's own lock, read-only, as nats.go reads the map itself
-	defer mu.RUnlock()
-	it := m.MapRange()
-	for it.Next() {
-		if v := it.Value(); v.Kind() == reflect.Slice || v.Kind() == reflect.Map {
-			n += v.Len()
+	b.rlock("nc.mu (the connection's lock)", mu, func() {
+		it := m.MapRange()
+		for it.Next() {
+			if v := it.Value(); v.Kind() == reflect.Slice || v.Kind() == reflect.Map {
+				n += v.Len()
+			}
 		}
-	}
+	})
 	return n
 }

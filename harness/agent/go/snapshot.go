@@ -14,6 +14,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"maps"
 	"os"
 	"reflect"
 	"regexp"
@@ -217,48 +218,116 @@ func subjectOf(g goroutine, bySubPtr map[string]string) string {
 // subscriptions is the client's own view of its subscriptions. nats.go's API gives only
 // a count (NumSubscriptions), and the checks need each one's subject (the request inbox
 // is the connection's, not a flow's): the agent reads the connection's subscription map
-// read-only, under the connection's own lock, by reflection. If a release lays its
-// fields out differently, the count is reported with unknown subjects instead.
-func subscriptions(nc *nats.Conn) []map[string]any {
+// read-only, under the connection's own subsMu, by reflection, and each subscription's
+// pending count and state under its own mu (as Pending() and IsValid() read them), every
+// lock bounded by the request's budget (locks.go). If a release lays its fields out
+// differently, the count is reported with unknown subjects instead.
+func subscriptions(nc *nats.Conn, b *lockBudget) []map[string]any {
 	out := []map[string]any{}
 	if nc == nil {
 		return out
 	}
 	cv := reflect.ValueOf(nc).Elem()
-	muF, subsF := cv.FieldByName("subsMu"), cv.FieldByName("subs")
-	if !muF.IsValid() || !subsF.IsValid() || subsF.Kind() != reflect.Map {
+	mu, subsMap := rwMutex(cv, "subsMu"), field(cv, "subs")
+	if mu == nil || !subsMap.IsValid() || subsMap.Kind() != reflect.Map {
 		for i := 0; i < nc.NumSubscriptions(); i++ {
 			out = append(out, map[string]any{"sid": -1 - i, "subject": "?", "queue": "", "pending_msgs": 0, "closed": false})
 		}
 		return out
 	}
-	mu := (*sync.RWMutex)(unsafe.Pointer(muF.UnsafeAddr()))
-	subsMap := reflect.NewAt(subsF.Type(), unsafe.Pointer(subsF.UnsafeAddr())).Elem()
 	var list []*nats.Subscription
-	mu.RLock()
-	it := subsMap.MapRange()
-	for it.Next() {
-		if s, ok := it.Value().Interface().(*nats.Subscription); ok && s != nil {
-			list = append(list, s)
+	b.rlock("nc.subsMu (the connection's subscriptions)", mu, func() {
+		it := subsMap.MapRange()
+		for it.Next() {
+			if s, ok := it.Value().Interface().(*nats.Subscription); ok && s != nil {
+				list = append(list, s)
+			}
 		}
-	}
-	mu.RUnlock()
+	})
 	for _, s := range list {
+		sv := reflect.ValueOf(s).Elem()
 		sid := int64(-1)
-		if f := reflect.ValueOf(s).Elem().FieldByName("sid"); f.IsValid() && f.Kind() == reflect.Int64 {
+		if f := sv.FieldByName("sid"); f.IsValid() && f.Kind() == reflect.Int64 {
 			sid = f.Int()
 		}
-		pending, _, _ := s.Pending()
+		// A subscription in the connection's map is live (removeSub deletes it first); its
+		// pending count is -1 where Pending() errs: closed, or a channel subscription.
+		pending, closed := -1, false
+		smu, conn, cl, typ, pm := mutex(sv, "mu"), field(sv, "conn"), field(sv, "closed"), field(sv, "typ"), field(sv, "pMsgs")
+		if smu != nil && conn.IsValid() && cl.IsValid() && typ.IsValid() && pm.IsValid() {
+			b.lock("the mu of subscription "+s.Subject, smu, func() {
+				closed = conn.IsNil() || cl.Bool()
+				if !closed && nats.SubscriptionType(typ.Int()) != nats.ChanSubscription {
+					pending = int(pm.Int())
+				}
+			})
+		} else {
+			pending, _, _ = s.Pending()
+			closed = !s.IsValid()
+		}
 		out = append(out, map[string]any{
 			"sid":          sid,
 			"subject":      s.Subject,
 			"queue":        s.Queue,
 			"pending_msgs": pending,
-			"closed":       !s.IsValid(),
+			"closed":       closed,
 			"ptr":          fmt.Sprintf("%p", s),
 		})
 	}
 	return out
+}
+
+// lastConn: the connection state last read under nc.mu, reported again while the lock is held.
+var lastConn struct {
+	sync.Mutex
+	state map[string]any
+}
+
+// connState: the connection's status and the server's id for it, read under nc.mu as
+// IsConnected(), IsClosed(), IsReconnecting() and GetClientID() read them, but bounded
+// (locks.go). While the lock stays held the state is the one last read, except `closed`,
+// which the connection's ClosedHandler (closedCh) tells without the lock.
+func connState(nc *nats.Conn, closedCh <-chan struct{}, b *lockBudget) map[string]any {
+	conn := map[string]any{"connected": false, "closed": false, "reconnecting": false, "cid": nil}
+	if nc == nil {
+		return conn
+	}
+	cv := reflect.ValueOf(nc).Elem()
+	mu, status, info := rwMutex(cv, "mu"), field(cv, "status"), field(cv, "info")
+	var cidF reflect.Value
+	if info.IsValid() && info.Kind() == reflect.Struct {
+		cidF = info.FieldByName("CID")
+	}
+	if mu == nil || !status.IsValid() || !cidF.IsValid() { // a release laid out otherwise: its own calls
+		conn["connected"], conn["closed"], conn["reconnecting"] = nc.IsConnected(), nc.IsClosed(), nc.IsReconnecting()
+		if cid, err := nc.GetClientID(); err == nil && nc.IsConnected() {
+			conn["cid"] = cid
+		}
+		return conn
+	}
+	read := b.rlock("nc.mu (the connection's lock)", mu, func() {
+		s := nats.Status(status.Int())
+		connected := s == nats.CONNECTED || s == nats.DRAINING_SUBS || s == nats.DRAINING_PUBS
+		conn["connected"], conn["closed"], conn["reconnecting"] = connected, s == nats.CLOSED, s == nats.RECONNECTING
+		if cid := cidF.Uint(); connected && cid != 0 {
+			conn["cid"] = cid
+		}
+	})
+	lastConn.Lock()
+	defer lastConn.Unlock()
+	if read {
+		lastConn.state = maps.Clone(conn)
+		return conn
+	}
+	if lastConn.state != nil {
+		conn = maps.Clone(lastConn.state)
+	}
+	select {
+	case <-closedCh:
+		conn["connected"], conn["closed"], conn["reconnecting"], conn["cid"] = false, true, false, nil
+	default:
+	}
+	return conn
 }
 
 // openFDs is this process's open file descriptors and what each points at.
