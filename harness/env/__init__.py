@@ -19,6 +19,7 @@ IMPLEMENTATIONS: dict[tuple[str, int], str] = {
     ("local", 1): "harness.env.local:LocalEnvironment",
     ("local", 3): "harness.env.cluster:LocalClusterEnvironment",
     ("compose", 1): "harness.env.compose:ComposeEnvironment",
+    ("compose", 3): "harness.env.compose.cluster:ComposeClusterEnvironment",
 }
 
 

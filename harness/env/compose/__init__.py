@@ -3,7 +3,8 @@
 - `connection`: the Docker API (`docker_host`, `docker_client`, `docker_unavailable_reason`)
   and the Compose CLI (`compose_command`);
 - `images`: the local FROM-scratch images (`build_images`, `harness env images`);
-- `stack`: `ComposeEnvironment`, the environment itself;
+- `stack`: `ComposeEnvironment`, the environment itself (one nats-server);
+- `cluster`: `ComposeClusterEnvironment`, a 3-node JetStream cluster (`--env compose --cluster 3`);
 - `reap`: finding and removing projects (`remove_project`, `reap_stale_projects`,
   `harness env reap --env compose`).
 
@@ -24,6 +25,7 @@ from harness.env.compose.reap import (
     reap_stale_projects,
     remove_project,
 )
+from harness.env.compose.cluster import ComposeClusterEnvironment
 from harness.env.compose.stack import ComposeEnvironment
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "PROJECT_LABEL",
     "PROJECT_PREFIX",
     "SERVICE_LABEL",
+    "ComposeClusterEnvironment",
     "ComposeEnvironment",
     "build_images",
     "compose_command",

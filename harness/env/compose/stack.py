@@ -48,14 +48,22 @@ from harness.errors import EnvError, MissingBinaryError, StartupError
 UP_TIMEOUT = 300.0  # `compose up` may pull images on a first run
 DOWN_TIMEOUT = 60.0
 READY_TIMEOUT = 30.0
-# Log lines quoted in errors: toxiproxy logs one long JSON line per connection.
-EVIDENCE_LINES = {"nats": 40, "toxiproxy": 12}
+# Log lines quoted in errors: toxiproxy logs one long JSON line per connection; a nats
+# service (`nats`, or a cluster's `n1`..`n3`) gets the default.
+EVIDENCE_LINES = {"toxiproxy": 12}
+NATS_EVIDENCE_LINES = 40
+
+
+def evidence_lines(service: str) -> int:
+    return EVIDENCE_LINES.get(service, NATS_EVIDENCE_LINES)
 
 
 class ComposeEnvironment(Environment):
     """nats-server + Toxiproxy as the containers of one Compose project, on loopback ports."""
 
     backend = "compose"
+    # The compose services, nats-servers first (quoted in errors, in this order).
+    services: tuple[str, ...] = ("nats", "toxiproxy")
 
     def __init__(
         self,
@@ -126,6 +134,10 @@ class ComposeEnvironment(Environment):
                     f"before the engine published it; ports chosen again"
                 )
                 self._run_compose(["down", "-v", "--remove-orphans", "-t", "5"], DOWN_TIMEOUT, "take the stack down")
+        self._await_ready()
+
+    def _await_ready(self) -> None:
+        """Return once the stack is ready (evidence from the host: health, API, a handshake through the proxy)."""
         self._wait_ready("nats", lambda: http_ok(f"{self.monitor_url}/healthz"), "200 on /healthz")
         self._wait_ready("toxiproxy", lambda: http_ok(f"{self.toxiproxy_url}/version"), "answer on /version")
         self._versions["toxiproxy"] = self.toxiproxy.version()
@@ -196,15 +208,7 @@ class ComposeEnvironment(Environment):
         self._wait_status("nats", lambda s: s not in ("running", "paused"), "to exit after SIGKILL")
 
     def restart_server(self) -> None:
-        def restart(c: Any) -> None:
-            c.reload()
-            if c.status == "paused":
-                c.unpause()
-            if c.status in ("running", "paused"):
-                c.stop(timeout=5)
-            c.start()
-
-        self._api("restart nats", restart)
+        self._api("restart nats", restart_container)
         self._wait_ready("nats", lambda: http_ok(f"{self.monitor_url}/healthz"), "200 on /healthz after restart")
 
     def lame_duck(self) -> None:
@@ -257,6 +261,12 @@ class ComposeEnvironment(Environment):
             "NATS_USER": self._creds.user,
             "NATS_PASSWORD": self._creds.password,
             "CHAOS_OWNER": self.owner,
+            **self._port_variables(),
+        }
+
+    def _port_variables(self) -> dict[str, str]:
+        """The compose file's port variables (0 before the ports are chosen)."""
+        return {
             "CHAOS_NATS_PORT": str(self._ports.get("nats", 0)),
             "CHAOS_MONITOR_PORT": str(self._ports.get("monitor", 0)),
             "CHAOS_PROXY_PORT": str(self._ports.get("proxy", 0)),
@@ -282,9 +292,9 @@ class ComposeEnvironment(Environment):
             raise MissingBinaryError(f"could not run `{shown}`: {e.strerror or e}", hint="install Docker Compose") from None
         if r.returncode != 0:
             evidence = self._scrub((r.stderr or r.stdout)[-2000:])
-            for svc in ("nats", "toxiproxy"):
+            for svc in self.services:
                 with contextlib.suppress(EnvError):
-                    evidence += f"\n--- last lines of {svc}:\n{self._logs(svc, EVIDENCE_LINES[svc])}"
+                    evidence += f"\n--- last lines of {svc}:\n{self._logs(svc, evidence_lines(svc))}"
             raise StartupError(
                 f"`{shown}` failed with status {r.returncode} (could not {what})",
                 evidence=evidence,
@@ -314,14 +324,14 @@ class ComposeEnvironment(Environment):
             )
         return found[0]
 
-    def _api(self, what: str, op: Callable[[Any], None]) -> None:
-        c = self._container("nats")
+    def _api(self, what: str, op: Callable[[Any], None], service: str = "nats") -> None:
+        c = self._container(service)
         try:
             op(c)
         except Exception as e:
             raise EnvError(
                 f"could not {what} ({c.name}): {first_line(e)}",
-                evidence=f"--- last lines of nats:\n{self._logs('nats', 20)}",
+                evidence=f"--- last lines of {service}:\n{self._logs(service, 20)}",
                 hint="the container may already be stopped; `server_running()` tells",
             ) from None
 
@@ -360,7 +370,7 @@ class ComposeEnvironment(Environment):
                 if c.status in ("exited", "dead"):
                     raise StartupError(
                         f"{name} container exited (status {c.attrs['State'].get('ExitCode')}) before {what}",
-                        evidence=f"--- last lines of {name}:\n{self._logs(name, EVIDENCE_LINES[name])}",
+                        evidence=f"--- last lines of {name}:\n{self._logs(name, evidence_lines(name))}",
                         hint=_log_hint(self._logs(name, 200)),
                     )
             if time.monotonic() > deadline:
@@ -369,11 +379,22 @@ class ComposeEnvironment(Environment):
                 raise StartupError(
                     f"{service} not ready after {self.ready_timeout:.1f}s: no {what}",
                     evidence=f"container {c.name}: {c.status}\n"
-                    f"--- last lines of {service}:\n{self._logs(service, EVIDENCE_LINES[service])}",
+                    f"--- last lines of {service}:\n{self._logs(service, evidence_lines(service))}",
                     hint=_log_hint(self._logs(service, 200)),
                 )
             time.sleep(delay)
             delay = min(delay * 2, 0.1)
+
+
+def restart_container(c: Any) -> None:
+    """Stop a container (5 s grace; unpaused first: a frozen one cannot stop) and start it again:
+    same published ports, same volume."""
+    c.reload()
+    if c.status == "paused":
+        c.unpause()
+    if c.status in ("running", "paused"):
+        c.stop(timeout=5)
+    c.start()
 
 
 def _log_hint(log: str) -> str:
