@@ -1,8 +1,11 @@
-"""Figures for the compose backend: stack up to ready, and teardown.
+"""Figures for the compose backend: stack up to ready, and teardown; the same for the 3-node cluster.
 
 "Ready" is what `ComposeEnvironment.start()` returns after: `compose up -d` finished,
 nats-server answers /healthz on its published monitor port, Toxiproxy answers /version,
-and a NATS INFO arrives through the proxy. Images are already present (pulls are not
+and a NATS INFO arrives through the proxy. For the cluster (`ComposeClusterEnvironment`):
+every node healthy with JetStream, a meta leader that counts every peer current and that
+every node names, every route up (through the route proxies), a NATS INFO through each
+client proxy. Images are already present (pulls are not
 measured). Needs a Docker API (Docker, or `scripts/podman-service.sh start`); without one
 the figure is reported as skipped.
 """
@@ -26,7 +29,13 @@ def _line(what: str, samples: list[float], target: float) -> str:
 
 
 def run() -> list[str]:
-    from harness.env.compose import ComposeEnvironment, compose_command, docker_host, docker_unavailable_reason
+    from harness.env.compose import (
+        ComposeClusterEnvironment,
+        ComposeEnvironment,
+        compose_command,
+        docker_host,
+        docker_unavailable_reason,
+    )
     from harness.errors import EnvError
 
     reason = docker_unavailable_reason()
@@ -37,11 +46,23 @@ def run() -> list[str]:
             reason = e.summary
     if reason is not None:
         return [f"  compose stack up to ready: skipped: {reason}"]
+    ups, downs, images = _rounds(ComposeEnvironment)
+    cluster_ups, cluster_downs, _ = _rounds(ComposeClusterEnvironment)
+    return [
+        f"  Docker API {docker_host()}, {compose}; images {images}",
+        _line("compose stack up to ready", ups, TARGET_UP),
+        _line("compose stack teardown (down -v, checked)", downs, TARGET_DOWN),
+        _line("compose cluster (3 nodes) up to ready", cluster_ups, TARGET_UP),
+        _line("compose cluster teardown (down -v, checked)", cluster_downs, TARGET_DOWN),
+    ]
+
+
+def _rounds(cls: type) -> tuple[list[float], list[float], str]:
     ups: list[float] = []
     downs: list[float] = []
     images = ""
     for _ in range(ROUNDS):
-        env = ComposeEnvironment()
+        env = cls()
         t0 = time.perf_counter()
         try:
             env.start()
@@ -51,8 +72,4 @@ def run() -> list[str]:
             t1 = time.perf_counter()
             env.stop()
             downs.append(time.perf_counter() - t1)
-    return [
-        f"  Docker API {docker_host()}, {compose}; images {images}",
-        _line("compose stack up to ready", ups, TARGET_UP),
-        _line("compose stack teardown (down -v, checked)", downs, TARGET_DOWN),
-    ]
+    return ups, downs, images

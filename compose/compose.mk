@@ -9,7 +9,8 @@ export COMPOSE_PROJECT
 compose-images: setup
 	@bash scripts/compose-stack.sh images
 
-## compose-up: bring up the stack (project $(COMPOSE_PROJECT)) on free loopback ports, leave it running
+## compose-up: bring up the stack (project $(COMPOSE_PROJECT)) on free loopback ports, leave it running;
+##   CLUSTER=3 brings up the 3-node cluster (docker-compose.cluster.yml) instead
 compose-up: setup
 	@bash scripts/compose-stack.sh up
 

@@ -2,7 +2,7 @@
 # Behind the compose-* make targets (compose/compose.mk):
 #
 #   compose-stack.sh images   build the local FROM-scratch images (needs a Docker API and Go)
-#   compose-stack.sh up       bring up the stack `nats-chaos` and leave it running
+#   compose-stack.sh up       bring up the stack `nats-chaos` and leave it running (CLUSTER=3: the cluster)
 #   compose-stack.sh down     take it down (and the podman service, if `up` started it)
 #   compose-stack.sh test     run tests/compose against real stacks, then clean up everything
 #
@@ -76,6 +76,8 @@ case "${1:-}" in
       var=${pair#*:}
       if [ -n "${!var:-}" ]; then ports+=("--${pair%%:*}" "${!var}"); fi
     done
+    # CLUSTER=3: the 3-node cluster (compose/docker-compose.cluster.yml); its ports are chosen free.
+    if [ -n "${CLUSTER:-}" ]; then ports+=("--cluster" "$CLUSTER"); fi
     if ! "$HARNESS" env up --env compose --detach --project "${COMPOSE_PROJECT:-nats-chaos}" "${ports[@]}"; then
       stop_podman_if_started; exit 2
     fi
