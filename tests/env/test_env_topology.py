@@ -47,8 +47,14 @@ def test_a_cluster_answers_the_same_questions_per_node() -> None:
 def test_a_topology_no_class_runs_is_refused_before_anything_starts() -> None:
     with pytest.raises(EnvError, match="LocalEnvironment runs 1 node"):
         LocalEnvironment(topology=CLUSTER3)
-    with pytest.raises(EnvError, match="no 3-node cluster on the compose backend yet"):
-        make_environment("compose", topology=CLUSTER3)
+    from harness.env.compose import ComposeClusterEnvironment, ComposeEnvironment
+
+    with pytest.raises(EnvError, match="ComposeEnvironment runs 1 node"):
+        ComposeEnvironment(topology=CLUSTER3)
+    with pytest.raises(EnvError, match=r"ComposeClusterEnvironment runs 3 node\(s\), not 1"):
+        ComposeClusterEnvironment(topology=SINGLE)
+    # compose + 3 nodes is the compose cluster (built, not started: no Docker needed here)
+    assert type(make_environment("compose", topology=CLUSTER3)) is ComposeClusterEnvironment
 
 
 def test_harness_env_check_on_a_cluster() -> None:
