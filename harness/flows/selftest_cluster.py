@@ -8,6 +8,11 @@ clean twins), to prove the checks that see the whole cluster catch them.
 - `selftest.follower_consumer`: creates a durable consumer through the node it is connected
   to, which prepare made a follower of the stream (the stream's leader is stepped down until
   another node leads), and never deletes it; `selftest.follower_consumer_clean` deletes it.
+- `selftest.ack_unseen`: fetches every message from the flow's durable and acks each (confirmed),
+  but hands the application all but the last one — a client that acks on the application's
+  behalf what it never delivered (as one dropping a message in a leader change would); the
+  consumer's leader then moves. The server counts every message acked, the client's ledger
+  one fewer (`accounting`). `selftest.ack_unseen_clean` hands over every message it acks.
 """
 
 from __future__ import annotations
@@ -59,6 +64,38 @@ def _reread_flow(name: str, leaky: bool) -> None:
 
 _reread_flow("selftest.reread_after_move", leaky=True)
 _reread_flow("selftest.reread_clean", leaky=False)
+
+
+def _ack_unseen_flow(name: str, leaky: bool) -> None:
+    async def run(ctx: Any) -> dict:
+        sub = await ctx.js.pull_subscribe_bind(durable=ctx.names.consumer, stream=ctx.names.stream)
+        acked: list = []
+        try:
+            while len(acked) < ctx.params["count"]:
+                ctx.check_deadline(f"{len(acked)} of {ctx.params['count']} acked")
+                try:
+                    msgs = await ctx.call("fetch", sub.fetch(ctx.params["count"] - len(acked), timeout=1.0))
+                except asyncio.TimeoutError:
+                    continue
+                for m in msgs:
+                    await m.ack_sync(timeout=5)
+                    acked.append(m)
+            handed = acked[:-1] if leaky else acked  # the last one acked, never handed over
+            for m in handed:
+                ctx.delivered(m)
+            ctx.received([m.data.decode() for m in handed])
+            await ctx.checkpoint("in_call")  # the consumer's leader moves here
+        finally:
+            await sub.unsubscribe()
+        return {"received": len(handed), "confirmed": len(acked)}
+
+    run.__doc__ = ("Ack every message (confirmed), hand the application all but the last one." if leaky
+                   else "Ack every message (confirmed) and hand each one to the application.")
+    flow(name, triggers=("in_call",), prepare=prepare_stream_with_durable, defaults={"count": 5})(run)
+
+
+_ack_unseen_flow("selftest.ack_unseen", leaky=True)
+_ack_unseen_flow("selftest.ack_unseen_clean", leaky=False)
 
 
 async def prepare_led_elsewhere(js: Any, names: Names, params: Mapping[str, Any]) -> None:

@@ -5,7 +5,12 @@ caught by the right check, and each clean twin passes — five times in a row.
 - a durable consumer created through a follower and never deleted (`replica_consumers`,
   seen on every node);
 - a diverged replica, made for real: a node killed, the stream purged on the majority, the
-  node restarted with its routes cut so it keeps its old copy (`replicas`).
+  node restarted with its routes cut so it keeps its old copy (`replicas`);
+- a message acknowledged on the server that the client never handed to the application,
+  across a consumer leader move (`accounting`);
+- an interest stream whose consumer acked everything while a replica's node was down, the
+  node started again cut off from its peers: that replica still keeps the messages
+  (`replica_interest`; the clean twin's node rejoins and removes them).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import nats
 import nats.errors
 import nats.js.errors
 import pytest
-from nats.js.api import StreamConfig
+from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StreamConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "checks"))
@@ -31,7 +36,7 @@ from engine_helpers import FAST, agent_processes  # noqa: E402
 from harness import clusterview as cv  # noqa: E402
 from harness.checks import AFTER_CLOSE  # noqa: E402
 from harness.env.cluster import LocalClusterEnvironment  # noqa: E402
-from harness.observer import Replicated  # noqa: E402
+from harness.observer import Observer, Replicated  # noqa: E402
 from harness.runner import Runner  # noqa: E402
 from harness.scenario import Scenario, load_file  # noqa: E402
 
@@ -56,12 +61,17 @@ def runner(cluster: LocalClusterEnvironment) -> Iterator[Runner]:
 LEAKY = [
     ("selftest.reread_after_move", "delivery", "1 stream sequence(s) delivered twice to consumer"),
     ("selftest.follower_consumer", "replica_consumers", "kept alive on n1, n2, n3 after close"),
+    ("selftest.ack_unseen", "accounting", "the server counts 5 message(s) acked (ack floor 5), but the client was handed only 4"),
 ]
-CLEAN = ["selftest.reread_clean", "selftest.follower_consumer_clean"]
+CLEAN = ["selftest.reread_clean", "selftest.follower_consumer_clean", "selftest.ack_unseen_clean"]
 
 
 @pytest.mark.parametrize("flow,check,phrase", LEAKY, ids=[f for f, _, _ in LEAKY])
-def test_deliberate_cluster_fault_is_caught_every_time(runner: Runner, flow: str, check: str, phrase: str) -> None:
+def test_deliberate_cluster_fault_is_caught_every_time(runner: Runner, flow: str, check: str, phrase: str,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import harness.checks.cluster as cl
+
+    monkeypatch.setattr(cl, "REPLICA_BOUND", 1.0)  # accounting: an ack the client never made stays unmade; no need to wait 5 s
     sc = selftest(flow)
     verdicts = []
     for _ in range(RUNS):
@@ -97,12 +107,18 @@ def test_the_moved_leader_and_the_replicas_are_on_the_timeline(runner: Runner) -
 # -- a diverged replica, made for real ----------------------------------------------------------
 
 
-def _stream(cluster: LocalClusterEnvironment, name: str, purge: bool) -> None:
+def _stream(cluster: LocalClusterEnvironment, name: str, purge: bool, interest: bool = False) -> None:
+    """An R3 stream with 5 messages (purged if `purge`); `interest`: interest retention, with a
+    durable "d" made before the messages (without interest nothing is kept)."""
     async def go() -> None:
         nc = await nats.connect(**cluster.connect_options(direct=True))
         try:
             js = nc.jetstream()
-            await Replicated(js, 3).add_stream(StreamConfig(name=name, subjects=[f"{name.lower()}.>"]))
+            await Replicated(js, 3).add_stream(StreamConfig(
+                name=name, subjects=[f"{name.lower()}.>"],
+                retention=RetentionPolicy.INTEREST if interest else RetentionPolicy.LIMITS))
+            if interest:
+                await js.add_consumer(name, ConsumerConfig(durable_name="d", ack_policy=AckPolicy.EXPLICIT))
             deadline = time.monotonic() + 30  # a stream just made (a node just restarted) may still elect its leader
             for i in range(5):
                 while True:
@@ -186,3 +202,80 @@ def test_a_replica_diverged_by_a_purge_while_its_node_was_down_is_caught(cluster
             assert "n3: messages=5 first_seq=1 last_seq=5" in found[0].evidence
         else:
             assert found == [], found
+
+
+# -- an interest stream kept on one replica, made for real ----------------------------------------
+
+
+def _interest_kept(cluster: LocalClusterEnvironment, name: str, cut: bool) -> None:
+    """An R3 interest stream with one durable and 5 messages; n3 stopped (its store whole), every
+    message fetched and acked (confirmed) on the majority; n3 started again — cut off from its
+    peers for the kept case, so it serves its copy with the 5 messages it never saw acked; with
+    its routes for the clean twin, so it catches up and removes them."""
+    _stream(cluster, name, purge=False, interest=True)
+    deadline = time.monotonic() + 5
+    while (cv.copies(cluster, name).get("n3") or {}).get("messages") != 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    cluster.node("n3").proc.stop()
+
+    async def consume() -> None:  # n3 may have led the stream or the consumer: wait out the election
+        nc = await nats.connect(**cluster.connect_options(direct=True))
+        try:
+            js = nc.jetstream(timeout=3)
+            deadline, acked = time.monotonic() + 20, 0
+            while acked < 5:
+                try:
+                    sub = await js.pull_subscribe_bind(durable="d", stream=name)
+                    for m in await sub.fetch(5 - acked, timeout=2):
+                        await m.ack_sync(timeout=3)
+                        acked += 1
+                except (nats.errors.TimeoutError, nats.js.errors.APIError, nats.errors.NoRespondersError):
+                    if time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.2)
+        finally:
+            await nc.close()
+
+    asyncio.run(consume())
+    if cut:
+        for p in cluster.route_proxies("n3"):
+            cluster.toxiproxy.disable(p)
+    cluster.restart_node("n3", wait=False)
+    deadline = time.monotonic() + 10  # until n3 serves a copy (as recovered from its store)
+    while cv.copies(cluster, name).get("n3") is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _replica_interest_step(cluster: LocalClusterEnvironment, obs: Observer, name: str, bound: float) -> list[Any]:
+    from harness.checks import AFTER_FLOW, CHECKS
+
+    (step,) = [s for s in CHECKS["replica_interest"].steps if s.phase == AFTER_FLOW]
+    s = FakeSources(streams=lambda: obs.stream(name), consumer_reads=lambda: obs.consumers(name),
+                    copy_reads=lambda: cv.copies(cluster, name), interest_bound=bound)
+    return step.run(s)
+
+
+@pytest.mark.parametrize("cut", [True, False], ids=["kept", "clean"])
+def test_an_interest_stream_kept_on_a_replica_is_caught(cluster: LocalClusterEnvironment, cut: bool) -> None:
+    obs = Observer(cluster)
+    obs.connect()
+    try:
+        for i in range(RUNS):
+            name = f"INT{'K' if cut else 'C'}{i}"
+            try:
+                _interest_kept(cluster, name, cut)
+                # the kept case: n3 cannot catch up while cut off, 1 s is enough; the clean twin
+                # gets the check's own bound to remove the messages once it rejoined
+                found = _replica_interest_step(cluster, obs, name, 1.0 if cut else 5.0)
+            finally:
+                if not cluster.node_running("n3"):
+                    cluster.restart_node("n3", wait=False)
+                cluster.reset_proxy()  # routes back, readiness asked again
+            if cut:
+                assert [f.check for f in found] == ["replica_interest"], found
+                assert f"interest stream {name} still keeps messages on n3 (5)" in found[0].summary, found[0].summary
+                assert "n3: messages=5" in found[0].evidence and "n1: messages=0" in found[0].evidence, found[0].evidence
+            else:
+                assert found == [], found
+    finally:
+        obs.close()
