@@ -79,7 +79,7 @@ _APIS: tuple[WaitingAPI, ...] = (
     # -- ObjectStore -----------------------------------------------------------------------------
     WaitingAPI("ObjectStore get", "obs.get()", "obs.Get + Read", ("objectstore.get", "continue.objectstore_get")),
     WaitingAPI("ObjectStore put", "obs.put()", "obs.Put / PutBytes", ("objectstore.put", "objectstore.delete"),
-               go_flows=("objectstore.delete", "continue.objectstore_get"), note="the continuations put objects"),
+               note="objectstore.delete's continuation puts objects"),
     WaitingAPI("ObjectStore info", "obs.get_info()", "obs.GetInfo", ("objectstore.info",)),
     WaitingAPI("ObjectStore list", "obs.list()", "obs.List", ("objectstore.list",)),
     WaitingAPI("ObjectStore delete", "obs.delete()", "obs.Delete", ("objectstore.delete",)),
