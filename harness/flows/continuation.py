@@ -78,9 +78,10 @@ async def publish_after(ctx: Any) -> list[str]:
 
 
 async def take_after(ctx: Any, label: str, take: Callable[[], Awaitable[list[Any]]], timeout: float,
-                     first: list[Any] = ()) -> None:
+                     first: list[Any] = (), idle: Callable[[], Awaitable[None]] | None = None) -> None:
     """Take messages with the same objects until every one published after the waiting call
-    is in, or `after_wait` passes (what is missing then is the delivery check's finding)."""
+    is in, or `after_wait` passes (what is missing then is the delivery check's finding);
+    `idle` runs after a take that got nothing (outside the take's own time)."""
     end = time.monotonic() + ctx.params["after_wait"]
     msgs = list(first)
     while True:
@@ -94,6 +95,8 @@ async def take_after(ctx: Any, label: str, take: Callable[[], Awaitable[list[Any
             msgs = await timed(ctx, label, take(), timeout)
         except asyncio.TimeoutError:
             msgs = []
+            if idle is not None:
+                await idle()
 
 
 async def _initial(ctx: Any, take: Callable[[], Awaitable[list[Any]]]) -> list[str]:

@@ -357,8 +357,9 @@ func apiObjectstoreWatch(f *Flow) (map[string]any, error) {
 	})
 }
 
-// fetchAfter: publish `after` new messages and take them through the observer's durable.
-func fetchAfter(f *Flow) error {
+// fetchAfter: publish `after` new messages and take them through the observer's durable
+// (idle: as takeAfter's).
+func fetchAfter(f *Flow, idle ...func() error) error {
 	js, err := f.NC.JetStream()
 	if err != nil {
 		return err
@@ -371,7 +372,7 @@ func fetchAfter(f *Flow) error {
 	if err := publishAfter(f, js); err != nil {
 		return err
 	}
-	return takeAfter(f, "fetch", func() ([]*nats.Msg, error) { return sub.Fetch(5, nats.MaxWait(f.Dur("next_timeout"))) })
+	return takeAfter(f, "fetch", func() ([]*nats.Msg, error) { return sub.Fetch(5, nats.MaxWait(f.Dur("next_timeout"))) }, idle...)
 }
 
 func apiConsumerInfo(f *Flow) (map[string]any, error) {

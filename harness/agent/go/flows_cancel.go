@@ -39,8 +39,9 @@ func publishAfter(f *Flow, js nats.JetStreamContext) error {
 }
 
 // takeAfter takes messages with the same subscription until every one published after the
-// waiting call is in, or `after_wait` passes (what is missing then is the delivery check's finding).
-func takeAfter(f *Flow, label string, take func() ([]*nats.Msg, error)) error {
+// waiting call is in, or `after_wait` passes (what is missing then is the delivery check's finding);
+// idle, if given, runs after a take that got nothing (outside the take's own time).
+func takeAfter(f *Flow, label string, take func() ([]*nats.Msg, error), idle ...func() error) error {
 	nt := f.Dur("next_timeout")
 	for end := time.Now().Add(f.Dur("after_wait")); len(f.Cont().Missing()) > 0 && time.Now().Before(end); {
 		var msgs []*nats.Msg
@@ -50,6 +51,11 @@ func takeAfter(f *Flow, label string, take func() ([]*nats.Msg, error)) error {
 			return err
 		})
 		if isTimeout(err) {
+			for _, fn := range idle {
+				if err := fn(); err != nil {
+					return err
+				}
+			}
 			continue
 		}
 		if err != nil {
