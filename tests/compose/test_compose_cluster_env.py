@@ -18,7 +18,14 @@ from compose_helpers import arun, wait_until
 from harness import clusterview as cv
 from harness.env import Topology, make_environment
 from harness.env.cluster import not_ready, route_peers
-from harness.env.compose import PROJECT_LABEL, ComposeClusterEnvironment, docker_client, project_resources
+from harness.env.compose import (
+    OWNER_LABEL,
+    PROJECT_LABEL,
+    ComposeClusterEnvironment,
+    docker_client,
+    project_resources,
+    reap_stale_projects,
+)
 from harness.env.process import http_ok
 from harness.observer import Replicated
 
@@ -180,3 +187,18 @@ def test_the_compose_cluster_client_only_ever_knows_the_proxies(compose_cluster:
 
     told, port = arun(go())
     assert told == [] and port == env.nodes[0].ports["proxy"] and port in proxy_ports
+
+
+def test_the_compose_cluster_of_a_dead_owner_is_reaped() -> None:
+    # An owner mark naming a process that does not exist: the cluster of a SIGKILLed run.
+    env = ComposeClusterEnvironment(owner="999999999:1.00")
+    env.start()
+    client = docker_client()
+    try:
+        assert {c.labels[OWNER_LABEL] for c in env._containers()} == {"999999999:1.00"}
+        assert len(env._containers()) == 4
+        assert env.project in reap_stale_projects(client)
+        assert project_resources(client, env.project) == []
+    finally:
+        env.stop()
+        client.close()

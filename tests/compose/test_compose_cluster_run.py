@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from compose_helpers import wait_until
 from harness.env.compose import OWNER_LABEL, PROJECT_PREFIX, docker_client, project_resources
 
 pytestmark = pytest.mark.compose
@@ -91,3 +93,34 @@ def test_env_up_compose_cluster_detached_status_then_down(root: Path) -> None:
     assert down.returncode == 0, down.stderr
     assert left == []
     assert not (root / "env-up.json").exists()
+
+
+def test_a_compose_cluster_run_stopped_by_ctrl_c_leaves_nothing(root: Path, tmp_path: Path) -> None:
+    client = docker_client()
+    try:
+        before = _engine_state(client)
+        label = {"label": [OWNER_LABEL]}
+        # SIGINT at its default, as a terminal's foreground job has it (a background job of a
+        # shell without job control inherits it ignored)
+        proc = subprocess.Popen([*HARNESS, "run", "--env", "compose", "--cluster", "3", "-k", "fetch and stepdown",
+                                 "--seed", "3", "--reports", str(tmp_path / "reports")],
+                                cwd=ROOT, env={**os.environ, "NATS_CHAOS_RUN_ROOT": str(root)}, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        try:
+            def running() -> int:
+                return len({f"container {c.name}" for c in client.containers.list(filters=label)} - before)
+
+            wait_until(lambda: running() >= 4 or proc.poll() is not None, 90, "the cluster's four containers running")
+            assert proc.poll() is None, proc.communicate()[0]
+            proc.send_signal(signal.SIGINT)
+            out, _ = proc.communicate(timeout=90)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        after = _engine_state(client)
+    finally:
+        client.close()
+    assert proc.returncode != 0, out[-2000:]
+    assert after - before == set(), after - before
