@@ -21,7 +21,8 @@ import (
 type Cluster struct {
 	URLs, Monitors []string
 	procs          []*exec.Cmd
-	dirs           []string
+	dirs, confs    []string
+	bin            string
 }
 
 // StartCluster starts three nodes n1..n3; Finish and Inconclusive stop them.
@@ -53,17 +54,18 @@ cluster { name: ki, listen: 127.0.0.1:%d, routes: [%s] }
 		if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 			Inconclusive(err)
 		}
-		logf, _ := os.Create(filepath.Join(dir, "server.log"))
-		p := exec.Command(bin, "-c", path)
-		p.Stdout, p.Stderr = logf, logf
-		p.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-		if err := p.Start(); err != nil {
-			Inconclusive(err)
-		}
-		c.procs = append(c.procs, p)
+		c.bin, c.confs = bin, append(c.confs, path)
+		c.procs = append(c.procs, c.start(i))
 		c.URLs = append(c.URLs, fmt.Sprintf("nats://127.0.0.1:%d", ports[i]))
 		c.Monitors = append(c.Monitors, fmt.Sprintf("http://127.0.0.1:%d", mons[i]))
 	}
+	c.WaitReady()
+	return c
+}
+
+// WaitReady waits until every node answers /healthz?js-enabled-only=true and n1 names a
+// meta leader (inconclusive after 15 s).
+func (c *Cluster) WaitReady() {
 	hc := http.Client{Timeout: time.Second}
 	WaitFor("every node healthy and a meta leader", func() bool {
 		for _, m := range c.Monitors {
@@ -88,8 +90,26 @@ cluster { name: ki, listen: 127.0.0.1:%d, routes: [%s] }
 		}
 		return json.NewDecoder(r.Body).Decode(&jsz) == nil && jsz.MetaCluster.Leader != ""
 	})
-	return c
 }
+
+func (c *Cluster) start(i int) *exec.Cmd {
+	logf, _ := os.OpenFile(filepath.Join(c.dirs[i], "server.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	p := exec.Command(c.bin, "-c", c.confs[i])
+	p.Stdout, p.Stderr = logf, logf
+	p.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := p.Start(); err != nil {
+		Inconclusive(err)
+	}
+	return p
+}
+
+// Kill SIGKILLs node i (0-based: n1 is 0); Restart starts it again with the same store.
+func (c *Cluster) Kill(i int) {
+	c.procs[i].Process.Kill()
+	c.procs[i].Wait()
+}
+
+func (c *Cluster) Restart(i int) { c.procs[i] = c.start(i) }
 
 // Stop kills every node and removes their stores.
 func (c *Cluster) Stop() {
