@@ -192,9 +192,16 @@ class Agent:
             if name == "cancel_race":  # a message on its way as the caller gives up
                 rid = f"race-{i}"
                 ctx.continuation.publish([rid])
+                seen = self.nc.stats["in_msgs"]
                 await self.nc.publish(f"{ctx.names.subject}.m", rid.encode())
                 await self.nc.flush()
-                for _ in range(random.randint(0, int(req.get("ticks", 6)))):  # a few loop turns: around its delivery
+                # Until the client has read it (a loaded machine delays the round trip past any
+                # fixed number of loop turns: the cancels then all landed before it, 1 run in 2
+                # under a -n 4 gate), then a few loop turns: around its hand-over to the call.
+                end = time.monotonic() + 1.0
+                while self.nc.stats["in_msgs"] == seen and time.monotonic() < end:
+                    await asyncio.sleep(0)  # every loop turn: the read loop's dispatch is one
+                for _ in range(random.randint(0, int(req.get("ticks", 6)))):
                     await asyncio.sleep(0)
             if name == "cancel_deadline":
                 w.expire(after)

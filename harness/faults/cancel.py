@@ -80,9 +80,10 @@ register("cancel.repeat", _action("cancel_repeat"), _noop, _evidence("cancels"),
          "the caller cancels `cancels` waiting calls in a row, each once the flow waits again",
          params=_PARAMS["cancel_repeat"], terminal=NOT_TERMINAL, client_action="cancel_repeat")
 # The caller gives up as a message arrives: before each cancel the agent publishes one message on
-# the flow's subject (counted as published after the waiting call), flushes, and lets the event
-# loop turn 0..`ticks` times (a Go agent: sleeps up to `ticks` x 50 µs), so the cancel lands
-# around the message's delivery; every one must reach the continuing caller
+# the flow's subject (counted as published after the waiting call), flushes, waits until the client
+# has read it (nats-py: its `in_msgs` count moved; a fixed wait missed the window on a loaded
+# machine) and lets the event loop turn 0..`ticks` times (a Go agent: sleeps up to `ticks` x 50 µs
+# after an unflushed publish), so the cancel lands around the message's hand-over to the call; every one must reach the continuing caller
 # (as the call's value, or through the next call). Needs a flow on the stream's subject.
 register("cancel.race", _action("cancel_race"), _noop, _evidence(),
          "the caller cancels `cancels` waiting calls in a row, each as a message published on the flow's subject arrives",
