@@ -260,6 +260,26 @@ class Replicated:
                 return
             await asyncio.sleep(0.05)
 
+    async def _consumer_led(self, stream: str, consumer: str) -> None:
+        """Wait (bounded) until the new consumer's info names a leader: as for a stream, the
+        create's reply can come before its group elected one, and the client's first call on it
+        (nats.go's bind asks CONSUMER.INFO) then finds no responder (seen once in a 3-run gate)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.PLACEMENT_WAIT
+        while loop.time() < deadline:
+            try:
+                info = await self._js.consumer_info(stream, consumer, timeout=1)
+                if info.cluster is not None and info.cluster.leader:
+                    return
+            except (nats.errors.NoRespondersError, nats.errors.TimeoutError, nats.js.errors.ServiceUnavailableError):
+                pass  # no leader to answer yet
+            await asyncio.sleep(0.05)
+
+    async def add_consumer(self, stream: str, config: Any = None, **params: Any) -> Any:
+        info = await self._placed(lambda: self._js.add_consumer(stream, config, **params))
+        await self._consumer_led(stream, info.name)
+        return info
+
     async def publish(self, *args: Any, **kwargs: Any) -> Any:
         """Publish, again (bounded) while the stream answers 'no responders' (NoStreamResponseError):
         nothing was stored, and the stream's interest is still reaching the observer's node over
