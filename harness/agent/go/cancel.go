@@ -206,6 +206,15 @@ func (f *Flow) WaitAgain(label string, timeout time.Duration, fn func(ctx contex
 	}
 }
 
+// WaitInCall: the in_call barrier, then the flow's waiting call (WaitAgain) bounded by the
+// JetStream default timeout — how the API flows and the continue.* flows open.
+func (f *Flow) WaitInCall(label string, fn func(ctx context.Context) error) error {
+	if err := f.Checkpoint("in_call"); err != nil {
+		return err
+	}
+	return f.WaitAgain(label, jsTimeout, fn)
+}
+
 // cancelWaiting is the agent's cancel action: `cancels` times, wait for a waiting call the
 // fault has not acted on, end it, and wait (up to `bound`) until it returned.
 func (a *agent) cancelWaiting(how string, req request) (map[string]any, error) {

@@ -30,14 +30,6 @@ func init() {
 	register("consumer.info", apiConsumerInfo)
 }
 
-func kvBucket(f *Flow) (jetstream.KeyValue, error) {
-	js, err := jetstream.New(f.NC)
-	if err != nil {
-		return nil, err
-	}
-	return js.KeyValue(f.Ctx, f.Bucket())
-}
-
 // jsCall: one next call with the same handle, bounded by the JetStream default (its own timeout).
 func jsCall(f *Flow, label string, fn func(ctx context.Context) error) error {
 	ctx, cancel := context.WithTimeout(f.Ctx, jsTimeout)
@@ -50,10 +42,7 @@ func apiKVHistory(f *Flow) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := f.Checkpoint("in_call"); err != nil {
-		return nil, err
-	}
-	err = f.WaitAgain("kv.history", jsTimeout, func(ctx context.Context) error {
+	err = f.WaitInCall("kv.history", func(ctx context.Context) error {
 		h, err := kv.History(ctx, "k")
 		if err == nil && len(h) != 3 {
 			return &IntegrityError{fmt.Sprintf("kv.History returned %d entries, not 3", len(h))}
@@ -87,10 +76,7 @@ func apiKVPurge(f *Flow) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := f.Checkpoint("in_call"); err != nil {
-		return nil, err
-	}
-	if err := f.WaitAgain("kv.purge", jsTimeout, func(ctx context.Context) error { return kv.Purge(ctx, "k") }); err != nil {
+	if err := f.WaitInCall("kv.purge", func(ctx context.Context) error { return kv.Purge(ctx, "k") }); err != nil {
 		return nil, err
 	}
 	for _, id := range afterIDs(f) {
@@ -202,14 +188,6 @@ func apiKVWatchHistory(f *Flow) (map[string]any, error) {
 	})
 }
 
-func objectStore(f *Flow) (jetstream.ObjectStore, error) {
-	js, err := jetstream.New(f.NC)
-	if err != nil {
-		return nil, err
-	}
-	return js.ObjectStore(f.Ctx, f.Bucket())
-}
-
 func putObjects(f *Flow, obs jetstream.ObjectStore) (map[string][]byte, error) {
 	out := map[string][]byte{}
 	for _, id := range afterIDs(f) {
@@ -228,10 +206,7 @@ func apiObjectstoreInfo(f *Flow) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := f.Checkpoint("in_call"); err != nil {
-		return nil, err
-	}
-	if err := f.WaitAgain("objectstore.info", jsTimeout, func(ctx context.Context) error { _, err := obs.GetInfo(ctx, "obj"); return err }); err != nil {
+	if err := f.WaitInCall("objectstore.info", func(ctx context.Context) error { _, err := obs.GetInfo(ctx, "obj"); return err }); err != nil {
 		return nil, err
 	}
 	put, err := putObjects(f, obs)
@@ -258,10 +233,7 @@ func apiObjectstoreList(f *Flow) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := f.Checkpoint("in_call"); err != nil {
-		return nil, err
-	}
-	if err := f.WaitAgain("objectstore.list", jsTimeout, func(ctx context.Context) error { _, err := obs.List(ctx); return err }); err != nil {
+	if err := f.WaitInCall("objectstore.list", func(ctx context.Context) error { _, err := obs.List(ctx); return err }); err != nil {
 		return nil, err
 	}
 	if _, err := putObjects(f, obs); err != nil {
@@ -282,10 +254,7 @@ func apiObjectstoreDelete(f *Flow) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := f.Checkpoint("in_call"); err != nil {
-		return nil, err
-	}
-	if err := f.WaitAgain("objectstore.delete", jsTimeout, func(ctx context.Context) error { return obs.Delete(ctx, "obj") }); err != nil {
+	if err := f.WaitInCall("objectstore.delete", func(ctx context.Context) error { return obs.Delete(ctx, "obj") }); err != nil {
 		return nil, err
 	}
 	put, err := putObjects(f, obs)
@@ -360,11 +329,7 @@ func apiObjectstoreWatch(f *Flow) (map[string]any, error) {
 // fetchAfter: publish `after` new messages and take them through the observer's durable
 // (idle: as takeAfter's).
 func fetchAfter(f *Flow, idle ...func() error) error {
-	js, err := f.NC.JetStream()
-	if err != nil {
-		return err
-	}
-	sub, err := bindPull(f)
+	js, sub, err := pullBound(f)
 	if err != nil {
 		return err
 	}
@@ -376,18 +341,11 @@ func fetchAfter(f *Flow, idle ...func() error) error {
 }
 
 func apiConsumerInfo(f *Flow) (map[string]any, error) {
-	js, err := jetstream.New(f.NC)
+	cons, err := durable(f)
 	if err != nil {
 		return nil, err
 	}
-	cons, err := js.Consumer(f.Ctx, f.Stream(), f.Consumer())
-	if err != nil {
-		return nil, err
-	}
-	if err := f.Checkpoint("in_call"); err != nil {
-		return nil, err
-	}
-	if err := f.WaitAgain("consumer.info", jsTimeout, func(ctx context.Context) error { _, err := cons.Info(ctx); return err }); err != nil {
+	if err := f.WaitInCall("consumer.info", func(ctx context.Context) error { _, err := cons.Info(ctx); return err }); err != nil {
 		return nil, err
 	}
 	return continueResult(f, nil), fetchAfter(f)

@@ -22,10 +22,7 @@ func apiConsumerPause(f *Flow) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := f.Checkpoint("in_call"); err != nil {
-		return nil, err
-	}
-	err = f.WaitAgain("consumer.pause", jsTimeout, func(ctx context.Context) error {
+	err = f.WaitInCall("consumer.pause", func(ctx context.Context) error {
 		_, err := js.PauseConsumer(ctx, f.Stream(), f.Consumer(), time.Now().Add(time.Minute))
 		return err
 	})

@@ -135,11 +135,7 @@ func continueNextMsg(f *Flow) (map[string]any, error) {
 // continueFetch: pull-fetch every message, a long-poll fetch that waits (nats.Context), then
 // the same pull subscription again.
 func continueFetch(f *Flow) (map[string]any, error) {
-	js, err := f.NC.JetStream()
-	if err != nil {
-		return nil, err
-	}
-	sub, err := bindPull(f)
+	js, sub, err := pullBound(f)
 	if err != nil {
 		return nil, err
 	}
@@ -175,19 +171,12 @@ func continueFetch(f *Flow) (map[string]any, error) {
 // continuePublish: a js.Publish awaiting its ack (under a stall), given up; then the same
 // connection publishes again and a pull subscription receives every message published after it.
 func continuePublish(f *Flow) (map[string]any, error) {
-	js, err := f.NC.JetStream()
-	if err != nil {
-		return nil, err
-	}
-	sub, err := bindPull(f)
+	js, sub, err := pullBound(f)
 	if err != nil {
 		return nil, err
 	}
 	defer sub.Unsubscribe()
-	if err := f.Checkpoint("in_call"); err != nil {
-		return nil, err
-	}
-	err = f.WaitAgain("js.publish", jsTimeout, func(ctx context.Context) error {
+	err = f.WaitInCall("js.publish", func(ctx context.Context) error {
 		_, err := js.Publish(f.Subject()+".m", []byte("given-up"), nats.Context(ctx))
 		return err
 	})
@@ -205,11 +194,7 @@ func continuePublish(f *Flow) (map[string]any, error) {
 // continueAckSync: an AckSync awaiting the server's confirmation (under a stall), given up;
 // then the same pull subscription takes and acks every message published after it.
 func continueAckSync(f *Flow) (map[string]any, error) {
-	js, err := f.NC.JetStream()
-	if err != nil {
-		return nil, err
-	}
-	sub, err := bindPull(f)
+	js, sub, err := pullBound(f)
 	if err != nil {
 		return nil, err
 	}

@@ -23,18 +23,11 @@ func init() {
 // continueKVGet: a KV Get that waits (under a stall), given up; then a Put and a Get of the
 // new value with the same bucket handle, `after` times.
 func continueKVGet(f *Flow) (map[string]any, error) {
-	js, err := jetstream.New(f.NC)
+	kv, err := kvBucket(f)
 	if err != nil {
 		return nil, err
 	}
-	kv, err := js.KeyValue(f.Ctx, f.Bucket())
-	if err != nil {
-		return nil, err
-	}
-	if err := f.Checkpoint("in_call"); err != nil {
-		return nil, err
-	}
-	err = f.WaitAgain("kv.get", jsTimeout, func(ctx context.Context) error { _, err := kv.Get(ctx, "k"); return err })
+	err = f.WaitInCall("kv.get", func(ctx context.Context) error { _, err := kv.Get(ctx, "k"); return err })
 	if err != nil {
 		return nil, err
 	}
@@ -60,11 +53,7 @@ func continueKVGet(f *Flow) (map[string]any, error) {
 // continueObjectstoreGet: an ObjectStore Get given up mid-transfer, then the same bucket
 // handle: put new objects and get each whole.
 func continueObjectstoreGet(f *Flow) (map[string]any, error) {
-	js, err := jetstream.New(f.NC)
-	if err != nil {
-		return nil, err
-	}
-	obs, err := js.ObjectStore(f.Ctx, f.Bucket())
+	obs, err := objectStore(f)
 	if err != nil {
 		return nil, err
 	}

@@ -42,15 +42,38 @@ func init() {
 	}
 }
 
+// The openings the jetstream flows share: the flow's bucket as a KeyValue or an ObjectStore,
+// the observer's durable as a Consumer (each through a fresh jetstream.New, as the flows did).
+
+func kvBucket(f *Flow) (jetstream.KeyValue, error) {
+	js, err := jetstream.New(f.NC)
+	if err != nil {
+		return nil, err
+	}
+	return js.KeyValue(f.Ctx, f.Bucket())
+}
+
+func objectStore(f *Flow) (jetstream.ObjectStore, error) {
+	js, err := jetstream.New(f.NC)
+	if err != nil {
+		return nil, err
+	}
+	return js.ObjectStore(f.Ctx, f.Bucket())
+}
+
+func durable(f *Flow) (jetstream.Consumer, error) {
+	js, err := jetstream.New(f.NC)
+	if err != nil {
+		return nil, err
+	}
+	return js.Consumer(f.Ctx, f.Stream(), f.Consumer())
+}
+
 // jsAckFlow: Consumer.Fetch a batch from the durable, hold at before_ack, then acknowledge
 // each message the given way (ack_sync: DoubleAck), and flush.
 func jsAckFlow(kind string) flowFunc {
 	return func(f *Flow) (map[string]any, error) {
-		js, err := jetstream.New(f.NC)
-		if err != nil {
-			return nil, err
-		}
-		cons, err := js.Consumer(f.Ctx, f.Stream(), f.Consumer())
+		cons, err := durable(f)
 		if err != nil {
 			return nil, err
 		}
@@ -146,11 +169,7 @@ func jsStreamGetMsg(f *Flow) (map[string]any, error) {
 // jsNextFetch: Consumer.Fetch on the durable, acking each message, then a long poll. It has
 // no subscription of its own for sub drain faults to act on.
 func jsNextFetch(f *Flow) (map[string]any, error) {
-	js, err := jetstream.New(f.NC)
-	if err != nil {
-		return nil, err
-	}
-	cons, err := js.Consumer(f.Ctx, f.Stream(), f.Consumer())
+	cons, err := durable(f)
 	if err != nil {
 		return nil, err
 	}
@@ -196,11 +215,7 @@ func jsNextFetch(f *Flow) (map[string]any, error) {
 // objectstoreGet: ObjectStore.Get and read the object whole (call_timeout 0: a context
 // without deadline, the case nats-io/nats.go#1848 is about).
 func objectstoreGet(f *Flow) (map[string]any, error) {
-	js, err := jetstream.New(f.NC)
-	if err != nil {
-		return nil, err
-	}
-	obs, err := js.ObjectStore(f.Ctx, f.Bucket())
+	obs, err := objectStore(f)
 	if err != nil {
 		return nil, err
 	}
@@ -213,11 +228,7 @@ func objectstoreGet(f *Flow) (map[string]any, error) {
 }
 
 func kvGet(f *Flow) (map[string]any, error) {
-	js, err := jetstream.New(f.NC)
-	if err != nil {
-		return nil, err
-	}
-	kv, err := js.KeyValue(f.Ctx, f.Bucket())
+	kv, err := kvBucket(f)
 	if err != nil {
 		return nil, err
 	}
@@ -240,11 +251,7 @@ func kvGet(f *Flow) (map[string]any, error) {
 
 // kvKeys lists a bucket's keys (a temporary watcher inside) with no caller deadline.
 func kvKeys(f *Flow) (map[string]any, error) {
-	js, err := jetstream.New(f.NC)
-	if err != nil {
-		return nil, err
-	}
-	kv, err := js.KeyValue(f.Ctx, f.Bucket())
+	kv, err := kvBucket(f)
 	if err != nil {
 		return nil, err
 	}
@@ -268,11 +275,7 @@ func kvKeys(f *Flow) (map[string]any, error) {
 
 // kvWatch: the initial values, then wait for updates until stopped (the flow's terminal action).
 func kvWatch(f *Flow) (map[string]any, error) {
-	js, err := jetstream.New(f.NC)
-	if err != nil {
-		return nil, err
-	}
-	kv, err := js.KeyValue(f.Ctx, f.Bucket())
+	kv, err := kvBucket(f)
 	if err != nil {
 		return nil, err
 	}

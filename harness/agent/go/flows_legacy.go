@@ -66,12 +66,20 @@ func streamGetMsg(f *Flow) (map[string]any, error) {
 	return map[string]any{"bytes": len(m.Data)}, nil
 }
 
-func bindPull(f *Flow) (*nats.Subscription, error) {
+// pullBound: the JetStream context and a pull subscription bound to the observer's durable
+// (as nats-py's pull_subscribe_bind); bindPull when the flow needs only the subscription.
+func pullBound(f *Flow) (nats.JetStreamContext, *nats.Subscription, error) {
 	js, err := f.NC.JetStream()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return js.PullSubscribe("", f.Consumer(), nats.Bind(f.Stream(), f.Consumer()))
+	sub, err := js.PullSubscribe("", f.Consumer(), nats.Bind(f.Stream(), f.Consumer()))
+	return js, sub, err
+}
+
+func bindPull(f *Flow) (*nats.Subscription, error) {
+	_, sub, err := pullBound(f)
+	return sub, err
 }
 
 // nextFetch: fetch every message, acking each, then a long-poll fetch that waits for more.
