@@ -11,7 +11,10 @@ require (
 	golang.org/x/crypto v0.31.0 // indirect
 	golang.org/x/sys v0.28.0 // indirect
 	golang.org/x/text v0.23.0 // indirect
+	kiobjects v0.0.0
 	kiservers v0.0.0
 )
 
 replace kiservers => ../_servers_go
+
+replace kiobjects => ../_objects_go

@@ -8,13 +8,12 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"io"
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
+	"kiobjects"
 	"kiservers"
 )
 
@@ -30,37 +29,11 @@ func main() {
 	s := kiservers.Start()
 	ctx := context.Background()
 
-	// The observer: a direct connection that prepares the bucket and watches the server.
-	onc, err := nats.Connect(s.NatsURL)
-	if err != nil {
-		kiservers.Inconclusive(err)
-	}
-	ojs, _ := jetstream.New(onc)
-	ostore, err := ojs.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: bucket})
-	if err != nil {
-		kiservers.Inconclusive(err)
-	}
-	data := make([]byte, 1<<20)
-	rand.Read(data)
-	if _, err := ostore.PutBytes(ctx, "obj", data); err != nil {
-		kiservers.Inconclusive(err)
-	}
-	stream, err := ojs.Stream(ctx, "OBJ_"+bucket)
-	if err != nil {
-		kiservers.Inconclusive(err)
-	}
-
-	// The client under test, through the proxy, configured to notice a dead link and reconnect.
-	nc, err := nats.Connect(s.ProxyURL, nats.ReconnectWait(250*time.Millisecond), nats.MaxReconnects(-1),
+	// The observer (a direct connection) puts a 1 MiB object and watches the bucket's stream;
+	// the client under test, through the proxy, is configured to notice a dead link and reconnect.
+	sc := kiobjects.Put(s, bucket, 1<<20, nats.ReconnectWait(250*time.Millisecond), nats.MaxReconnects(-1),
 		nats.PingInterval(time.Second), nats.MaxPingsOutstanding(2))
-	if err != nil {
-		kiservers.Inconclusive(err)
-	}
-	js, _ := jetstream.New(nc)
-	store, err := js.ObjectStore(ctx, bucket)
-	if err != nil {
-		kiservers.Inconclusive(err)
-	}
+	stream, nc, store := sc.Stream, sc.NC, sc.Store
 
 	// Replies to the client are held back 0.5 s, so the consumer-create reply is still in the
 	// proxy when the consumer shows up on the server.

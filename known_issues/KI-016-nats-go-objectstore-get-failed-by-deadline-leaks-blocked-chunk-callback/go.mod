@@ -10,7 +10,10 @@ require (
 	github.com/nats-io/nuid v1.0.1 // indirect
 	golang.org/x/crypto v0.57.0 // indirect
 	golang.org/x/sys v0.48.0 // indirect
+	kiobjects v0.0.0
 	kiservers v0.0.0
 )
 
 replace kiservers => ../_servers_go
+
+replace kiobjects => ../_objects_go

@@ -8,13 +8,11 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"io"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
+	"kiobjects"
 	"kiservers"
 )
 
@@ -34,32 +32,10 @@ func main() {
 	s := kiservers.Start()
 	bg := context.Background()
 
-	// The observer: a direct connection that puts the object.
-	onc, err := nats.Connect(s.NatsURL)
-	if err != nil {
-		kiservers.Inconclusive(err)
-	}
-	ojs, _ := jetstream.New(onc)
-	ostore, err := ojs.CreateObjectStore(bg, jetstream.ObjectStoreConfig{Bucket: bucket})
-	if err != nil {
-		kiservers.Inconclusive(err)
-	}
-	data := make([]byte, 4<<20)
-	rand.Read(data)
-	if _, err := ostore.PutBytes(bg, "obj", data); err != nil {
-		kiservers.Inconclusive(err)
-	}
-
-	// The client under test, through the proxy.
-	nc, err := nats.Connect(s.ProxyURL)
-	if err != nil {
-		kiservers.Inconclusive(err)
-	}
-	js, _ := jetstream.New(nc)
-	store, err := js.ObjectStore(bg, bucket)
-	if err != nil {
-		kiservers.Inconclusive(err)
-	}
+	// The observer (a direct connection) puts a 4 MiB object; the client under test, through
+	// the proxy, opens the bucket.
+	sc := kiobjects.Put(s, bucket, 4<<20)
+	data, store := sc.Data, sc.Store
 
 	ctx, cancel := context.WithTimeout(bg, own)
 	defer cancel()
