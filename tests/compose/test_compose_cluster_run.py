@@ -9,9 +9,11 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from compose_helpers import wait_until
@@ -123,4 +125,60 @@ def test_a_compose_cluster_run_stopped_by_ctrl_c_leaves_nothing(root: Path, tmp_
     finally:
         client.close()
     assert proc.returncode != 0, out[-2000:]
+    assert after - before == set(), after - before
+
+
+LONG = """\
+defaults: {cluster: 3}
+matrix:
+  - name: long
+    flows: [selftest.yield]
+    params: {seconds: 3.0}
+  - name: quick
+    flows: [selftest.clean_task]
+"""
+
+
+def test_a_compose_node_killed_outside_a_fault_errors_the_scenario_and_the_cluster_is_restarted(
+        root: Path, tmp_path: Path) -> None:
+    (tmp_path / "scenarios").mkdir()
+    (tmp_path / "scenarios/s.yaml").write_text(LONG)
+    client = docker_client()
+    try:
+        before = _engine_state(client)
+        proc = subprocess.Popen([*HARNESS, "run", "--env", "compose", "--seed", "5"], cwd=tmp_path,
+                                env={**os.environ, "NATS_CHAOS_RUN_ROOT": str(root)},
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            def mine(service: str) -> list[Any]:
+                return [c for c in client.containers.list(filters={"label": [
+                    OWNER_LABEL, f"com.docker.compose.service={service}"]})
+                        if c.labels[OWNER_LABEL].split(":")[0] == str(proc.pid)]
+
+            def agent_running() -> bool:
+                kids = psutil.Process(proc.pid).children(recursive=True)
+                return any("harness.agent" in " ".join(k.cmdline()) for k in kids if k.is_running())
+
+            wait_until(lambda: (len(mine("n2")) == 1 and agent_running()) or proc.poll() is not None, 90,
+                       "the cluster up and the flow's agent started")
+            assert proc.poll() is None, proc.communicate()[0]
+            time.sleep(1.0)  # inside the 3 s flow
+            mine("n2")[0].kill()  # SIGKILL through the engine, outside any fault
+            out, _ = proc.communicate(timeout=180)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        after = _engine_state(client)
+    finally:
+        client.close()
+    run_dir = (tmp_path / "reports/latest").resolve()
+    doc = json.loads((run_dir / "journal.json").read_text())
+    lines = [json.loads(x) for x in (run_dir / "journal.jsonl").read_text().splitlines()]
+    assert {r["id"]: r["verdict"] for r in doc["records"]} == {"selftest.yield[none]": "error",
+                                                               "selftest.clean_task[none]": "passed"}, out
+    err = next(r for r in doc["records"] if r["verdict"] == "error")
+    assert "nats-server-n2" in err["reason"], err["reason"]
+    assert [x["action"] for x in lines if x["kind"] == "infra"] == ["restarted"]
+    assert proc.returncode == 2
     assert after - before == set(), after - before
