@@ -71,7 +71,9 @@ async def main():
         nc = await nats.connect(s.nats_url, error_cb=quiet_error_cb)
         res = {}
         await nc.jetstream().add_stream(name="KI023", subjects=["ki023.fetch.>"])
-        for kind in ("next_msg", "anext", "fetch"):
+        # KI023_KINDS=next_msg: only that call (on 2.0.0-2.5.0 the fetch part cannot run and the
+        # whole script overran its budget; next_msg alone reproduces there).
+        for kind in os.environ.get("KI023_KINDS", "next_msg,anext,fetch").split(","):
             for settle in (False, True):
                 res[(kind, settle)] = await trials(nc, kind, settle)
         await nc.close()
