@@ -4,7 +4,7 @@
 # why it is skipped, exit 0. Bounded in time; leaves no podman service, conmon or container.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-LIMIT=${CI_COMPOSE_TIMEOUT:-900}
+LIMIT=${CI_COMPOSE_TIMEOUT:-960}  # make test-compose: its pytest bound (840 s) + service, images, reap
 STATE=${PODMAN_STATE:-$PWD/.run/podman}
 STARTED=0
 
