@@ -7,8 +7,11 @@ every node's /routez has routes to both others (through the route proxies).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import statistics
 import time
+from typing import Any
 
 from harness.env.cluster import LocalClusterEnvironment
 
@@ -52,13 +55,30 @@ def measure(rounds: int = ROUNDS) -> tuple[list[float], list[float], list[float]
     return ups, downs, heals, versions
 
 
-SCENARIO_ROUNDS = 3
+SCENARIO_ROUNDS = 7
 TARGET_OVERHEAD_RATIO = 2.0
 
 
-def measure_overhead(rounds: int = SCENARIO_ROUNDS) -> tuple[list[float], list[float]]:
-    """Harness overhead (wall minus inherent waiting) of the same control, next.fetch[none], on
-    one server and on the cluster (R3), each scenario run `rounds` times on one environment."""
+class Overhead:
+    """One topology's figures over the rounds: harness overhead (wall minus inherent waiting),
+    and the part of it the servers took answering the observer's prepare (the "prepared"
+    event's `servers`: creates, on a cluster the new stream's and consumer's leader elections,
+    replicated publishes)."""
+
+    def __init__(self) -> None:
+        self.overhead: list[float] = []
+        self.servers: list[float] = []
+        self.verdicts: set[str] = set()
+
+
+def _prepare_servers(rec: Any) -> float:
+    return next((e.get("servers", 0.0) for e in rec.events if e.get("what") == "prepared"), 0.0)
+
+
+def measure_overhead(rounds: int = SCENARIO_ROUNDS) -> tuple[Overhead, Overhead]:
+    """Harness overhead of the same control, next.fetch[none], on one server and on the cluster
+    (R3): both environments up, the two scenarios taking turns `rounds` times, so a change in
+    the machine's load falls on both alike."""
     from pathlib import Path
 
     from harness.env.local import LocalEnvironment
@@ -69,28 +89,43 @@ def measure_overhead(rounds: int = SCENARIO_ROUNDS) -> tuple[list[float], list[f
     suite = load_paths([root])
     single = next(s for s in suite if s.id == "next.fetch[none]")
     clustered = next(s for s in suite if s.id == "next.fetch[none~r3]")
-    out: list[list[float]] = []
-    for env, sc in ((LocalEnvironment(), single), (LocalClusterEnvironment(), clustered)):
-        with env:
+    out = (Overhead(), Overhead())
+    with contextlib.ExitStack() as stack:
+        runners = []
+        for env, sc in ((LocalEnvironment(), single), (LocalClusterEnvironment(), clustered)):
+            stack.enter_context(env)
             runner = Runner(env, run_seed=1)
-            try:
-                runner.run(sc)  # the agent pool's first start is not the scenario's
-                out.append([runner.run(sc).timings["overhead"] for _ in range(rounds)])
-            finally:
-                runner.close()
-    return out[0], out[1]
+            stack.callback(runner.close)
+            runner.run(sc)  # the agent pool's first start is not the scenario's
+            runners.append((runner, sc))
+        for _ in range(rounds):
+            for (runner, sc), o in zip(runners, out):
+                rec = runner.run(sc)
+                o.overhead.append(rec.timings["overhead"])
+                o.servers.append(_prepare_servers(rec))
+                o.verdicts.add(rec.verdict)
+    return out
 
 
 def run() -> list[str]:
     ups, downs, heals, versions = measure()
     single, clustered = measure_overhead()
-    ratio = statistics.median(clustered) / max(statistics.median(single), 1e-9)
+    med = statistics.median
+    ratio = med(clustered.overhead) / max(med(single.overhead), 1e-9)
+    own = [o - s for o, s in zip(clustered.overhead, clustered.servers)]
+    own1 = [o - s for o, s in zip(single.overhead, single.servers)]
     return [
-        f"  3 nodes of nats-server {versions.get('nats-server', '?')}, toxiproxy {versions.get('toxiproxy', '?')}",
+        f"  3 nodes of nats-server {versions.get('nats-server', '?')}, toxiproxy {versions.get('toxiproxy', '?')}"
+        f"  (load average {os.getloadavg()[0]:.1f})",
         _line("cluster up to ready (health, meta leader, routes)", ups, TARGET_UP),
         _line("a node's routes cut 1 s, healed to ready", heals, TARGET_HEAL),
         _line("cluster teardown", downs, TARGET_DOWN),
-        _line("overhead of next.fetch[none], one server", single, 1.0),
-        _line("overhead of next.fetch[none~r3], cluster", clustered, 2.0),
-        f"  cluster / single overhead (medians)            {ratio:6.2f}x   target <= {TARGET_OVERHEAD_RATIO:.1f}x",
+        _line("overhead of next.fetch[none], one server", single.overhead, 1.0),
+        _line("overhead of next.fetch[none~r3], cluster", clustered.overhead, 2.0),
+        f"  cluster / single overhead (medians)            {ratio:6.2f}x   target <= {TARGET_OVERHEAD_RATIO:.1f}x"
+        f"   (verdicts: {', '.join(sorted(single.verdicts | clustered.verdicts))})",
+        f"    of which the servers answering the prepare (creates, R3 elections, publishes): one server "
+        f"{med(single.servers) * 1000:.0f} ms, cluster {med(clustered.servers) * 1000:.0f} ms (medians)",
+        f"    the rest (the harness's own work), for context: one server {med(own1) * 1000:.0f} ms, "
+        f"cluster {med(own) * 1000:.0f} ms, {med(own) / max(med(own1), 1e-9):.2f}x",
     ]

@@ -126,14 +126,13 @@ def node_copy(jsz: dict[str, Any] | None, stream: str) -> dict[str, Any] | None:
 
 def copies(env: Any, stream: str) -> dict[str, dict[str, Any] | None]:
     """Every node's copy of `stream`, by node name (None: no answer or no copy)."""
-    return {n.name: node_copy(env.monitor(n.name, "/jsz?streams=true&consumers=true&config=true", timeout=2.0), stream)
-            for n in env.nodes}
+    docs = env.monitor_all("/jsz?streams=true&consumers=true&config=true", timeout=2.0)
+    return {name: node_copy(doc, stream) for name, doc in docs.items()}
 
 
 def meta_leader(env: Any) -> str:
-    for n in env.nodes:
-        doc = env.monitor(n.name, "/jsz", timeout=1.0) or {}
-        leader = (doc.get("meta_cluster") or {}).get("leader")
+    for doc in env.monitor_all("/jsz", timeout=1.0).values():
+        leader = ((doc or {}).get("meta_cluster") or {}).get("leader")
         if leader:
             return str(leader)
     return ""
@@ -143,11 +142,7 @@ def routes(env: Any) -> dict[str, dict[str, int]]:
     """Each node's route connections per remote node, from its `/routez` ({} if it does not answer)."""
     from harness.env.cluster import route_peers
 
-    out = {}
-    for n in env.nodes:
-        doc = env.monitor(n.name, "/routez", timeout=1.0)
-        out[n.name] = route_peers(doc) if doc is not None else {}
-    return out
+    return {name: route_peers(doc) if doc is not None else {} for name, doc in env.monitor_all("/routez", timeout=1.0).items()}
 
 
 def is_cluster(env: Any) -> bool:

@@ -7,6 +7,7 @@ a bound on every call. Watching uses the monitoring endpoints (`/jsz`) over HTTP
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import dataclasses
 import json
 import threading
@@ -44,7 +45,14 @@ class Observer:
         self.errors: list[str] = []
 
     def run(self, fn: Callable[[], Awaitable[T]], timeout: float = 10.0) -> T:
-        fut = asyncio.run_coroutine_threadsafe(fn(), self.loop)
+        return self.result(self.submit(fn), timeout)
+
+    def submit(self, fn: Callable[[], Awaitable[T]]) -> "concurrent.futures.Future[T]":
+        """Start `fn()` on the observer's loop and return at once (collect it with `result`)."""
+        return asyncio.run_coroutine_threadsafe(fn(), self.loop)
+
+    def result(self, fut: "concurrent.futures.Future[T]", timeout: float = 10.0) -> T:
+        """What a submitted call returned (or raised), within `timeout` of now."""
         try:
             return fut.result(timeout)
         except TimeoutError:
@@ -71,10 +79,21 @@ class Observer:
         return self.nc.jetstream()
 
     # -- per scenario -------------------------------------------------------------------
-    def prepare(self, spec: FlowSpec, names: Names, params: dict[str, Any]) -> None:
-        """Create what the flow needs, and an echo responder for the recovery probe."""
+    PREPARE_LIMIT = 30.0  # seconds the observer's prepare may take (R3 creates wait for elections)
 
-        async def go() -> None:
+    def prepare(self, spec: FlowSpec, names: Names, params: dict[str, Any]) -> float:
+        """Create what the flow needs, and an echo responder for the recovery probe (the
+        seconds the flow's own prepare took)."""
+        return self.result(self.start_prepare(spec, names, params), timeout=self.PREPARE_LIMIT)
+
+    def start_prepare(self, spec: FlowSpec, names: Names, params: dict[str, Any]) -> "concurrent.futures.Future[float]":
+        """`prepare`, started on the observer's loop; the caller does other work meanwhile and
+        collects it with `result(fut, PREPARE_LIMIT)` (on a cluster the servers take ~0.15 s
+        to elect the new stream's and consumer's leaders: the agent connects in that time).
+        Its result is the seconds the flow's prepare took (its calls to the servers)."""
+
+        async def go() -> float:
+            t = self.loop.time()
             if spec.prepare is not None:
                 replicas = int(params.get("replicas", 1))
                 await spec.prepare(self.js if replicas == 1 else Replicated(self.js, replicas), names, params)
@@ -82,10 +101,12 @@ class Observer:
             async def echo(msg: Any) -> None:
                 await msg.respond(msg.data)
 
+            took = self.loop.time() - t
             self._echo[names.tag] = await self.nc.subscribe(names.echo_subject, cb=echo)
             await self.nc.flush()
+            return took
 
-        self.run(go, timeout=30)
+        return self.submit(go)
 
     def watch_requests(self, names: Names, subject: str) -> "list[str]":
         """Start counting the requests the server receives on `subject` (wildcards allowed):
@@ -103,8 +124,21 @@ class Observer:
         self.run(go)
         return seen
 
+    CLEANUP_LIMIT = 10.0
+
     def cleanup(self, spec: FlowSpec, names: Names) -> None:
         """Remove the scenario's streams, its echo responder and request watches (best effort, bounded)."""
+        self.end_cleanup(self.start_cleanup(spec, names))
+
+    def end_cleanup(self, fut: "concurrent.futures.Future[None]") -> None:
+        """Wait (bounded) for a cleanup `start_cleanup` began; it is best effort: nothing raised."""
+        try:
+            self.result(fut, timeout=self.CLEANUP_LIMIT)
+        except Exception:
+            pass
+
+    def start_cleanup(self, spec: FlowSpec, names: Names) -> "concurrent.futures.Future[None]":
+        """`cleanup`, started on the observer's loop (the runner ends the agent meanwhile)."""
 
         async def go() -> None:
             for w in self._watches.pop(names.tag, []):
@@ -118,10 +152,7 @@ class Observer:
                 except (nats.js.errors.NotFoundError, nats.errors.Error):
                     pass
 
-        try:
-            self.run(go, timeout=10)
-        except Exception:
-            pass
+        return self.submit(go)
 
     def consumers(self, stream: str) -> dict[str, dict[str, Any]]:
         """Consumer infos of a stream, by name (empty if the stream does not exist)."""
@@ -140,18 +171,13 @@ class Observer:
 
         On a cluster a node answers only for the streams it holds, and a consumer's pull
         requests wait on its leader: callers take each stream or consumer from its leader."""
-        nodes = getattr(self.env, "nodes", None)
-        urls = [(n.name, n.monitor_url) for n in nodes] if nodes else [("", self.env.monitor_url)]
-        out = []
-        for name, base in urls:
-            try:
-                with urllib.request.urlopen(f"{base}/jsz?{query}", timeout=2) as r:
-                    out.append((name, json.load(r)))
-            except OSError:
-                if not nodes:
-                    raise
-                # a node killed or paused by a fault: the others answer for the cluster
-        return out
+        if not self.env.is_cluster:
+            with urllib.request.urlopen(f"{self.env.monitor_url}/jsz?{query}", timeout=2) as r:
+                return [("", json.load(r))]
+        # Every node at once; a node killed or paused by a fault (None) is left out: the
+        # others answer for the cluster.
+        docs = self.env.monitor_all(f"/jsz?{query}", timeout=2.0)
+        return [(name, doc) for name, doc in docs.items() if doc is not None]
 
     def jsz_consumers(self, stream: str) -> dict[str, dict[str, Any]]:
         """Consumer state from `/jsz` (cheap to poll: used to fire observed triggers); on a

@@ -413,8 +413,12 @@ class AgentPool:
         self._spare: AgentProcess | None = None
         self._lock = threading.Lock()
 
-    def get(self) -> AgentProcess:
-        """A ready agent, handed to one caller only; the caller ends it. On failure nothing is left."""
+    def get(self, refill: bool = True) -> AgentProcess:
+        """A ready agent, handed to one caller only; the caller ends it. On failure nothing is left.
+
+        With `refill` False the next spare is not started yet: the caller starts it with
+        `refill()` at a moment it waits anyway (a starting interpreter takes ~0.2 s of CPU,
+        which on a small machine slows whatever the scenario does meanwhile)."""
         with self._lock:  # two scenarios in flight in one process never get the same spare
             a, self._spare = self._spare, None
             if a is not None and not a.alive():
@@ -422,17 +426,24 @@ class AgentPool:
                 a = None
             if a is None:
                 a = AgentProcess(self.command, self.flow_modules)
-            try:
-                self._spare = AgentProcess(self.command, self.flow_modules)
-            except BaseException:
-                a.kill()
-                raise
+            if refill:
+                try:
+                    self._spare = AgentProcess(self.command, self.flow_modules)
+                except BaseException:
+                    a.kill()
+                    raise
         try:
             a.wait_ready()
         except BaseException:
             a.kill()  # the caller never saw it: it would outlive its scenario
             raise
         return a
+
+    def refill(self) -> None:
+        """Start the spare agent if there is none."""
+        with self._lock:
+            if self._spare is None:
+                self._spare = AgentProcess(self.command, self.flow_modules)
 
     def close(self) -> None:
         with self._lock:

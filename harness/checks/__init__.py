@@ -92,6 +92,7 @@ class Sources(Protocol):
     recovery_bound: float
     consumer_wait: float
     interest_bound: float
+    on_cluster: bool  # the scenario runs on a cluster: copies() answers (a cheap test, no read)
 
     def snapshot(self) -> Any: ...  # harness.agent.snapshot.Snapshot
     def fds(self) -> dict[int, str]: ...

@@ -218,7 +218,7 @@ def accounting_after_close(s: Sources) -> list[Finding]:
         return []
     ledger = {cd.consumer: cd for cd in deliveries_of(s.outcome)}
     cd = ledger.get(s.consumer_name)
-    if cd is None or cd.forgotten or s.copies() is None:
+    if cd is None or cd.forgotten or not s.on_cluster:
         return []
     return s.settled(lambda: find_acked_unseen(cd.consumer, cd.sequences, s.consumers().get(s.consumer_name), 1),
                      grace=REPLICA_BOUND)

@@ -25,6 +25,7 @@ from harness.env.base import PROXY_NAME, Endpoints, Environment, NodeEndpoints, 
 from harness.env.local import NATS_HOW, TOXI_HOW, _toxiproxy_version, nats_handshake
 from harness.env.process import (
     ManagedProcess,
+    fan_out,
     find_binary,
     free_ports,
     get_json,
@@ -172,18 +173,28 @@ def route_peers(routez: dict[str, Any] | None) -> dict[str, int]:
     return out
 
 
+HEALTHZ = "/healthz?js-enabled-only=true"
+READY_PATHS = (HEALTHZ, "/routez", "/jsz")
+
+
 def not_ready(nodes: list[Node]) -> str:
     """Why the cluster is not ready yet ("" once it is): health, meta leader, routes."""
     names = {n.name for n in nodes}
     leader = ""
     metas: dict[str, dict[str, Any]] = {}
+    # Every node's three endpoints at once (asked before each scenario: one after another,
+    # their sum was harness overhead)
+    asks = [(n, path) for n in nodes for path in READY_PATHS]
+    got = fan_out(lambda a: http_ok(f"{a[0].monitor_url}{a[1]}", timeout=1.0) if a[1] == HEALTHZ
+                  else get_json(f"{a[0].monitor_url}{a[1]}"), asks)
+    read = {(n.name, path): doc for (n, path), doc in zip(asks, got)}
     for n in nodes:
-        if not http_ok(f"{n.monitor_url}/healthz?js-enabled-only=true", timeout=1.0):
-            return f"{n.name}: no 200 on /healthz?js-enabled-only=true"
-        missing = names - {n.name} - set(route_peers(get_json(f"{n.monitor_url}/routez")))
+        if not read[(n.name, HEALTHZ)]:
+            return f"{n.name}: no 200 on {HEALTHZ}"
+        missing = names - {n.name} - set(route_peers(read[(n.name, "/routez")]))
         if missing:
             return f"{n.name}: no route to {', '.join(sorted(missing))} in /routez"
-        metas[n.name] = (get_json(f"{n.monitor_url}/jsz") or {}).get("meta_cluster") or {}
+        metas[n.name] = (read[(n.name, "/jsz")] or {}).get("meta_cluster") or {}
         leader = leader or (metas[n.name].get("leader") or "")
     if not leader:
         return "no meta leader in /jsz"
@@ -339,8 +350,9 @@ class LocalClusterEnvironment(Environment):
         node healed from a fault catches up here, not mid-scenario)."""
         self.toxiproxy.reset()
         self.wait_ready()
-        for n in self.nodes:
-            if not nats_handshake("127.0.0.1", n.ports["proxy"]):
+        shaken = fan_out(lambda n: nats_handshake("127.0.0.1", n.ports["proxy"]), self.nodes)
+        for n, ok in zip(self.nodes, shaken):
+            if not ok:
                 raise StartupError(f"no NATS handshake through proxy {n.proxy}",
                                    evidence=f"127.0.0.1:{n.ports['proxy']} -> {n.direct_url}")
 

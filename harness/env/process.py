@@ -29,7 +29,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -228,6 +229,27 @@ def get_json(url: str, timeout: float = 1.0) -> Any:
             return json.load(r)
     except (OSError, ValueError, http.client.HTTPException):  # HTTPException: not an HTTP server on that port
         return None
+
+
+_FAN_OUT_LOCK = threading.Lock()
+_FAN_OUT_POOL: ThreadPoolExecutor | None = None
+
+
+def fan_out(fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+    """`fn(item)` for every item at once, results in order (an exception is raised after every
+    call ended). For bounded reads of independent servers (each node's monitoring endpoint):
+    a cluster's three nodes answer in the time of the slowest, not of the three one after
+    another. `fn` must not fan out itself (the pool's threads are shared)."""
+    global _FAN_OUT_POOL
+    if len(items) < 2:
+        return [fn(i) for i in items]
+    with _FAN_OUT_LOCK:
+        if _FAN_OUT_POOL is None:
+            _FAN_OUT_POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="fan-out")
+        pool = _FAN_OUT_POOL
+    futures = [pool.submit(fn, i) for i in items]
+    wait_futures(futures)
+    return [f.result() for f in futures]
 
 
 def tail(path: Path, lines: int = 40) -> str:

@@ -20,21 +20,31 @@ def tally(got: list[str]) -> dict:
 
 
 async def prepare_stream_with_durable(js: Any, names: Names, params: Mapping[str, Any]) -> None:
-    """A stream, a durable pull consumer (the observer's, not the client's), `count` messages."""
+    """A stream, a durable pull consumer (the observer's, not the client's), `count` messages.
+
+    The messages are published while the consumer is created: it delivers from the stream's
+    first message either way, and on a cluster its creation waits for its leader's election
+    (~65 ms), long enough for the publishes (each a replicated write) to be done meanwhile."""
     await js.add_stream(StreamConfig(name=names.stream, subjects=[f"{names.subject}.>"]))
-    await js.add_consumer(
-        names.stream,
-        ConsumerConfig(durable_name=names.consumer, ack_policy=AckPolicy.EXPLICIT, ack_wait=30.0),
+    results = await asyncio.gather(
+        js.add_consumer(names.stream, ConsumerConfig(durable_name=names.consumer, ack_policy=AckPolicy.EXPLICIT, ack_wait=30.0)),
+        _publish(js, names, params["count"]),
+        return_exceptions=True,  # both end before an error is raised: nothing left running
     )
-    for i in range(params["count"]):
+    for r in results:
+        if isinstance(r, BaseException):
+            raise r
+
+
+async def _publish(js: Any, names: Names, count: int) -> None:
+    for i in range(count):  # one after another: the stream's sequence is the messages' order
         await js.publish(f"{names.subject}.m", str(i).encode())
 
 
 async def prepare_stream(js: Any, names: Names, params: Mapping[str, Any]) -> None:
     """A stream with `count` messages; the client creates its own consumer."""
     await js.add_stream(StreamConfig(name=names.stream, subjects=[f"{names.subject}.>"]))
-    for i in range(params["count"]):
-        await js.publish(f"{names.subject}.m", str(i).encode())
+    await _publish(js, names, params["count"])
 
 
 @flow(

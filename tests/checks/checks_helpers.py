@@ -66,6 +66,7 @@ class FakeSources:
     recovery_bound: float = 0.3
     consumer_wait: float = 7.0
     interest_bound: float = 5.0
+    on_cluster: bool = False
     snapshots: Callable[[], Snapshot] = dataclasses.field(default_factory=lambda: Series(snap()))
     fd_reads: Callable[[], dict[int, str]] = dataclasses.field(default_factory=lambda: Series({}))
     probes: Callable[[], dict[str, Any]] = dataclasses.field(default_factory=lambda: Series({"rtt": 0.001}))
