@@ -116,3 +116,21 @@ def test_acks_the_client_never_saw_are_found() -> None:
     assert find_acked_unseen("d", 10, server, 1) == []
     assert find_acked_unseen("d", 8, {**server, "num_ack_pending": 2}, 1) == []  # not everything acked: not judged
     assert find_acked_unseen("d", 8, None, 1) == []
+
+
+def test_accounting_step_judges_only_on_a_cluster_and_reads_no_node_to_know_it(monkeypatch: Any) -> None:
+    from harness.agent.ledger import DeliveryLedger
+
+    monkeypatch.setattr("harness.checks.cluster.REPLICA_BOUND", 0.2)  # the leaky case waits out its bound
+
+    led = DeliveryLedger(limit=100, shown=20)
+    for seq in (1, 2, 3, 4):  # the server counts 5 acked; the client was handed 4
+        led.record("c_x", seq, 1)
+    outcome = {"status": "ok", "deliveries": led.summary()}
+    server = {"c_x": {**consumer("c_x"), "ack_floor_stream_seq": 5, "num_pending": 0, "num_ack_pending": 0}}
+    copies = Series(AGREE)
+    single = FakeSources(outcome=outcome, consumer_reads=Series(server), copy_reads=copies, leak_grace=0.0)
+    assert run_step("accounting", AFTER_CLOSE, single) == [] and copies.calls == 0
+    on = FakeSources(outcome=outcome, consumer_reads=Series(server), copy_reads=copies, on_cluster=True, leak_grace=0.0)
+    found = run_step("accounting", AFTER_CLOSE, on)
+    assert [f.check for f in found] == ["accounting"] and copies.calls == 0
