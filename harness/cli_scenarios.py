@@ -77,6 +77,17 @@ def target_specs(args: argparse.Namespace) -> tuple[str | None, str | None]:
             args.server or os.environ.get("NATS_CHAOS_SERVER") or None)
 
 
+def _has_clusters(args: argparse.Namespace) -> bool:
+    """Whether the run may start clusters (`--cluster 3`, or a `cluster: 3` scenario in its files):
+    -n auto then budgets each worker's memory for one. A file that does not load says so later."""
+    if (args.cluster or 1) > 1:
+        return True
+    try:
+        return any(sc.cluster > 1 for sc in load_paths([p.split("::")[0] for p in (args.paths or DEFAULT_PATHS)]))
+    except Exception:
+        return False
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     import pytest
 
@@ -108,7 +119,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         # Named scenarios (a replay, the gate's reruns): no more workers than scenarios.
         named = len(args.paths) if args.paths and all("::" in p for p in args.paths) else None
-        conc = choose_workers(machine(), scenarios=named)
+        conc = choose_workers(machine(), scenarios=named, clusters=_has_clusters(args))
         schedule = f"schedule: -n auto: {conc.describe()}; longest first"
         argv += ["-n", str(conc.workers)]
     elif args.workers:

@@ -39,6 +39,10 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 # its summed scenario wall time: 51 CPU-s over 487 s at -n 6); under 100 file descriptors;
 # ~8 loopback ports (server client/monitor/cluster, Toxiproxy API and proxies, agent connections).
 MEMORY_PER_SCENARIO = 200 * 2**20
+# A worker that meets a cluster scenario also holds a 3-node cluster (its environments stay up
+# per topology): 3 nats-server + 1 toxiproxy-server. Measured with psutil (RSS summed over the
+# cluster's processes, nats-server v2.12.8): 63 MB idle, 76 MB after two R3 next.fetch runs.
+MEMORY_PER_CLUSTER = 80 * 2**20
 FDS_PER_SCENARIO = 200  # twice the measured peak: an agent's leak under test must not starve the run
 PORTS_PER_SCENARIO = 64  # generous: TIME_WAIT keeps closed proxy ports for a minute
 # Scenarios in flight per core. Each uses ~0.1 core on average, but starts (agent import,
@@ -92,11 +96,13 @@ def machine() -> Machine:
                    fd_limit=soft if soft != resource.RLIM_INFINITY else 1 << 20, ports=ports)
 
 
-def choose_workers(m: Machine, scenarios: int | None = None) -> Concurrency:
-    """The number of scenarios in flight: the smallest of what each resource allows."""
+def choose_workers(m: Machine, scenarios: int | None = None, clusters: bool = False) -> Concurrency:
+    """The number of scenarios in flight: the smallest of what each resource allows (with
+    `clusters`, the selection has cluster scenarios: each worker may hold a cluster too)."""
+    per_worker = MEMORY_PER_SCENARIO + (MEMORY_PER_CLUSTER if clusters else 0)
     limits = {
         f"{m.cores} cores x {SCENARIOS_PER_CORE}": max(m.cores * SCENARIOS_PER_CORE, 1),
-        "memory": max(int(m.memory_available * MEMORY_SHARE) // MEMORY_PER_SCENARIO, 1),
+        "memory" + (" (with a cluster each)" if clusters else ""): max(int(m.memory_available * MEMORY_SHARE) // per_worker, 1),
         "file descriptors": max(m.fd_limit // FDS_PER_SCENARIO, 1),
         "ports": max(m.ports // PORTS_PER_SCENARIO, 1),
         "cap": MAX_WORKERS,

@@ -131,3 +131,11 @@ def test_the_lane_runs_a_scenario_alone_once_the_others_finished(tmp_path: Path)
     assert got == ["shared out", "shared out", "alone in", "alone out", "shared in", "shared out"]
     Lane.remove_files(tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_run_with_cluster_scenarios_budgets_each_worker_for_a_cluster_too() -> None:
+    m = Machine(cores=8, memory_available=3 * GIB, fd_limit=20000, ports=28232)
+    assert choose_workers(m).workers == 7  # half of 3 GiB at 200 MB each
+    c = choose_workers(m, clusters=True)
+    assert (c.workers, c.limited_by) == (5, "memory (with a cluster each)")  # at 200 + 80 MB each
+    assert choose_workers(Machine(2, 20 * GIB, 20000, 28232), clusters=True).workers == 10  # cores still rule
