@@ -30,7 +30,9 @@ from harness.env.process import (
     free_ports,
     get_json,
     http_ok,
+    listening_ports,
     new_rundir,
+    port_taken,
     remove_rundir,
     tail,
 )
@@ -208,6 +210,7 @@ class LocalClusterEnvironment(Environment):
         self._api_port = 0
         self._route_ports: dict[tuple[int, int], int] = {}
         self.ready_seconds = 0.0  # start to ready, measured (make bench)
+        self.port_retries: list[str] = []  # evidence: each start lost to a port another program took
 
     # -- lifecycle ---------------------------------------------------------
     def start(self) -> None:
@@ -221,7 +224,12 @@ class LocalClusterEnvironment(Environment):
             except EnvError as e:
                 taken = "address already in use" in str(e).lower()
                 if not taken or attempt == START_ATTEMPTS - 1:
+                    if self.port_retries:
+                        e.evidence = "\n".join([*self.port_retries, e.evidence])
                     raise
+                lost = port_taken(str(e))
+                self.port_retries.append(f"start attempt {attempt + 1}: 127.0.0.1:{lost} was taken before our server "
+                                         f"bound it ({e.summary}); ports chosen again")
                 self.stop()
         self.ready_seconds = time.monotonic() - t0
 
@@ -258,7 +266,11 @@ class LocalClusterEnvironment(Environment):
         self.toxi.start()
         # The route proxies listen before the nodes start: a route solicited too early is
         # retried only after a second.
-        self.toxi.wait_ready(lambda: http_ok(f"{self.toxiproxy_url}/version"), self.ready_timeout, "answer on /version")
+        # Readiness on our own process: toxiproxy-server logs a failed bind and keeps running,
+        # so /version could be answered by whatever took the port (as LocalEnvironment does).
+        toxi, api = self.toxi, self._api_port
+        self.toxi.wait_ready(lambda: http_ok(f"{self.toxiproxy_url}/version") and api in listening_ports(toxi.pid),
+                             self.ready_timeout, "answer on /version")
         tp = self.toxiproxy
         for (i, j), port in self._route_ports.items():
             tp.create_proxy(route_proxy(i, j), upstream=f"127.0.0.1:{self.nodes[j].ports['cluster']}",
@@ -267,7 +279,7 @@ class LocalClusterEnvironment(Environment):
             self._start_node(n)
         self._versions["toxiproxy"] = _toxiproxy_version(self.toxiproxy.version(), toxi_bin)
         self._create_client_proxies()
-        self.wait_ready()
+        self.wait_ready(own=True)
 
     def _start_node(self, n: Node) -> None:
         assert self.rundir is not None
@@ -279,8 +291,10 @@ class LocalClusterEnvironment(Environment):
         for n in self.nodes:
             tp.create_proxy(n.proxy, upstream=f"127.0.0.1:{n.ports['nats']}", listen=f"127.0.0.1:{n.ports['proxy']}")
 
-    def wait_ready(self, timeout: float | None = None) -> None:
-        """Return once every node is healthy, a meta leader is elected and every route is up."""
+    def wait_ready(self, timeout: float | None = None, own: bool = False) -> None:
+        """Return once every node is healthy, a meta leader is elected and every route is up;
+        with `own` (at start), once every node's ports are also listened on by that node's own
+        process (a port taken before our node bound it would answer the probes for it)."""
         deadline = time.monotonic() + (self.ready_timeout if timeout is None else timeout)
         delay = 0.01
         while True:
@@ -291,6 +305,8 @@ class LocalClusterEnvironment(Environment):
                                        evidence=n.proc.log_tail() if n.proc else "",
                                        hint="read its log above; `harness env up --cluster 3` starts it by hand")
             why = not_ready(self.nodes)
+            if not why and own:
+                why = self._not_own()
             if not why:
                 return
             if time.monotonic() > deadline:
@@ -300,6 +316,15 @@ class LocalClusterEnvironment(Environment):
                     hint="each node must be healthy, see a meta leader and a route to every other node")
             time.sleep(delay)
             delay = min(delay * 2, 0.1)
+
+    def _not_own(self) -> str:
+        """A node port its own process does not listen on ("" if none)."""
+        for n in self.nodes:
+            mine = listening_ports(n.proc.pid) if n.proc is not None else set()
+            for role in ("nats", "monitor", "cluster"):
+                if n.ports[role] not in mine:
+                    return f"{n.name}: 127.0.0.1:{n.ports[role]} ({role}) is not listened on by its own process"
+        return ""
 
     def stop(self) -> None:
         for p in [self.toxi, *(n.proc for n in self.nodes)]:
