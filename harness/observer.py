@@ -253,9 +253,23 @@ class Replicated:
     cluster); the flows' prepare functions stay as they are. Consumers inherit the stream's."""
 
     PLACEMENT_WAIT = 10.0  # a node back from a fault is "offline" for placement until the meta leader hears its stats
+    # How often a new stream's or consumer's leader is asked for (and a publish that met no
+    # responder sent again) within PLACEMENT_WAIT: an election takes ~50-70 ms (nats-server
+    # campaigns 50 ms after a group is made), so asking every 50 ms added up to 50 ms a wait,
+    # twice a prepare (stream, then durable); each ask is one small request to the servers.
+    LEADER_POLL = 0.01
+
+    # A prepare may send a stream's create, its consumer's and its publishes at once
+    # (prepare_stream_with_durable): the consumer's create, answered "stream not found" (10059)
+    # until the meta leader has the stream, is sent again while that stream's create is in
+    # flight, and a publish meeting no responder is sent again (`publish`). Each R3 group's
+    # election takes ~70 ms (measured: the create's reply comes with it); one after the other,
+    # a stream and its durable took ~145 ms, at once ~90 ms.
+    overlaps_creates = True
 
     def __init__(self, js: Any, replicas: int) -> None:
         self._js, self._replicas = js, replicas
+        self._creating: set[str] = set()  # streams whose create is in flight
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._js, name)
@@ -284,7 +298,7 @@ class Replicated:
             info = await self._js.stream_info(stream)
             if (info.cluster is not None and info.cluster.leader) or loop.time() > deadline:
                 return
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(self.LEADER_POLL)
 
     async def _consumer_led(self, stream: str, consumer: str) -> None:
         """Wait (bounded) until the new consumer's info names a leader: as for a stream, the
@@ -299,10 +313,22 @@ class Replicated:
                     return
             except (nats.errors.NoRespondersError, nats.errors.TimeoutError, nats.js.errors.ServiceUnavailableError):
                 pass  # no leader to answer yet
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(self.LEADER_POLL)
 
     async def add_consumer(self, stream: str, config: Any = None, **params: Any) -> Any:
-        info = await self._placed(lambda: self._js.add_consumer(stream, config, **params))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.PLACEMENT_WAIT
+
+        async def create() -> Any:
+            while True:
+                try:
+                    return await self._js.add_consumer(stream, config, **params)
+                except nats.js.errors.NotFoundError:  # 10059: the stream's create not yet applied
+                    if stream not in self._creating or loop.time() > deadline:
+                        raise
+                    await asyncio.sleep(self.LEADER_POLL)
+
+        info = await self._placed(create)
         await self._consumer_led(stream, info.name)
         return info
 
@@ -318,14 +344,19 @@ class Replicated:
             except nats.js.errors.NoStreamResponseError:
                 if loop.time() > deadline:
                     raise
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(self.LEADER_POLL)
 
     async def add_stream(self, config: Any = None, **params: Any) -> Any:
         if config is not None:
             config = dataclasses.replace(config, num_replicas=self._replicas)
         else:
             params["num_replicas"] = self._replicas
-        info = await self._placed(lambda: self._js.add_stream(config, **params))
+        name = config.name if config is not None else params["name"]
+        self._creating.add(name)
+        try:
+            info = await self._placed(lambda: self._js.add_stream(config, **params))
+        finally:
+            self._creating.discard(name)
         await self._led(info.config.name)
         return info
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import nats
 import psutil
+import pytest
 from nats.js.api import StreamConfig
 
 from harness import clusterview as cv
@@ -149,3 +150,46 @@ def test_a_killed_node_is_a_dead_component(cluster: LocalClusterEnvironment) -> 
     finally:
         cluster.restart_node("n3")
     assert cluster.dead_components() == []
+
+
+def test_a_durable_prepare_overlaps_the_creates_and_leaves_the_stream_whole(cluster: LocalClusterEnvironment) -> None:
+    """prepare_stream_with_durable on a cluster sends the stream's create, the durable's and the
+    publishes at once: the durable's first create is answered 'stream not found' and sent again,
+    and what the flow finds is the same as one after the other: every message once, in order,
+    a durable with a leader and every message pending. Without a stream create in flight, a
+    consumer's 'stream not found' is raised at once (no retry hides a real error)."""
+    from harness.flows import Names
+    from harness.flows.next import prepare_stream_with_durable
+
+    names = Names(tag="ovl")
+
+    async def go() -> None:
+        nc = await nats.connect(**cluster.connect_options(direct=True))
+        js = nc.jetstream()
+        sent: list[str] = []
+        real_add_consumer = js.add_consumer
+
+        async def counting(*a: Any, **k: Any) -> Any:
+            sent.append("consumer")
+            return await real_add_consumer(*a, **k)
+
+        js.add_consumer = counting  # type: ignore[method-assign]
+        try:
+            t = time.monotonic()
+            await prepare_stream_with_durable(Replicated(js, 3), names, {"count": 10})
+            took = time.monotonic() - t
+            ci = await js.consumer_info(names.stream, names.consumer)
+            assert ci.cluster is not None and ci.cluster.leader and ci.num_pending == 10
+            assert len(ci.cluster.replicas or []) == 2
+            psub = await js.pull_subscribe_bind(names.consumer, names.stream)
+            msgs = await psub.fetch(10, timeout=5)
+            assert [(m.metadata.sequence.stream, m.data) for m in msgs] == [(i + 1, str(i).encode()) for i in range(10)]
+            assert len(sent) >= 2, f"the durable's create was sent {len(sent)} time(s): not before the stream existed"
+            print(f"prepare took {took * 1000:.0f} ms, durable create sent {len(sent)} times")
+            with pytest.raises(nats.js.errors.NotFoundError):
+                await Replicated(js, 3).add_consumer("NO_SUCH_STREAM", durable_name="x")
+        finally:
+            await js.delete_stream(names.stream)
+            await nc.close()
+
+    asyncio.run(go())
