@@ -186,6 +186,13 @@ def not_ready(nodes: list[Node]) -> str:
         leader = leader or (metas[n.name].get("leader") or "")
     if not leader:
         return "no meta leader in /jsz"
+    # Every node must name that leader: a node restarted within a second of its kill is still
+    # "current, heard from within 1s" at the leader while it has not found the leader itself
+    # (seen on compose: /healthz then failing on "JetStream has not established contact with a
+    # meta leader" after restart_node had returned).
+    if len({m.get("leader") or "" for m in metas.values()}) != 1:
+        return "the nodes do not name one meta leader: " + ", ".join(
+            f"{k}: {m.get('leader') or 'none'}" for k, m in sorted(metas.items()))
     # The meta leader must count every other node as a current, online peer: a node back
     # from a fault is otherwise still "offline" for placement (a new R3 stream is refused).
     peers = {r.get("name"): r for r in (metas.get(leader) or {}).get("replicas") or []}

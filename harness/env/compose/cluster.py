@@ -12,8 +12,8 @@ Everything but the topology is the single-server stack's (`ComposeEnvironment`):
 CLI brings the project up and down, the Docker API finds its containers by label, owner
 marks let the next run reap the project of a run that died, and a failed start tears down
 before raising. Ready, as for the local cluster (`harness.env.cluster.not_ready`): every
-node healthy with JetStream, a meta leader counting every peer current, every route up; then
-a NATS handshake through each client proxy. Node faults are container operations: kill
+node healthy with JetStream, every node naming one meta leader that counts every peer current,
+every route up; then a NATS handshake through each client proxy. Node faults are container operations: kill
 (SIGKILL), stop + start, pause / unpause (the cgroup freezer: sockets stay open, nothing
 answers).
 """
@@ -121,7 +121,7 @@ class ComposeClusterEnvironment(ComposeEnvironment):
         deadline = time.monotonic() + (self.ready_timeout if timeout is None else timeout)
         delay, asked = 0.01, 0.0
         while True:
-            why = not_ready(list(self.nodes)) or self._meta_unknown()
+            why = not_ready(list(self.nodes))
             if not why:
                 lost = [n.proxy for n in self.nodes if not nats_handshake("127.0.0.1", n.ports["proxy"])]
                 if not lost:
@@ -139,19 +139,6 @@ class ComposeClusterEnvironment(ComposeEnvironment):
                 )
             time.sleep(delay)
             delay = min(delay * 2, 0.1)
-
-    def _meta_unknown(self) -> str:
-        """Why not every node names the same meta leader ("" once they do).
-
-        `not_ready` asks the meta leader about its peers; a node restarted within a second of
-        its kill is still "current, heard from within 1s" there while it has not yet found the
-        leader itself (seen here: `/healthz` failing on "JetStream has not established contact
-        with a meta leader" after `restart_node` had returned)."""
-        leaders = {n.name: ((self.monitor(n.name, "/jsz") or {}).get("meta_cluster") or {}).get("leader") or ""
-                   for n in self.nodes}
-        if len(set(leaders.values())) == 1 and "" not in leaders.values():
-            return ""
-        return "the nodes do not name one meta leader: " + ", ".join(f"{k}: {v or 'none'}" for k, v in leaders.items())
 
     def _fail_if_exited(self) -> None:
         for service in self.services:
