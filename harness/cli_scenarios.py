@@ -77,17 +77,6 @@ def target_specs(args: argparse.Namespace) -> tuple[str | None, str | None]:
             args.server or os.environ.get("NATS_CHAOS_SERVER") or None)
 
 
-def _has_clusters(args: argparse.Namespace) -> bool:
-    """Whether the run may start clusters (`--cluster 3`, or a `cluster: 3` scenario in its files):
-    -n auto then budgets each worker's memory for one. A file that does not load says so later."""
-    if (args.cluster or 1) > 1:
-        return True
-    try:
-        return any(sc.cluster > 1 for sc in load_paths([p.split("::")[0] for p in (args.paths or DEFAULT_PATHS)]))
-    except Exception:
-        return False
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     import pytest
 
@@ -115,11 +104,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         argv += ["-m", args.markers]
     schedule = ""
     if args.workers == "auto":  # resolved here, so the header says what the run chose and why
-        from harness.schedule import choose_workers, machine
+        from harness.schedule import choose_workers, machine, may_start_clusters
 
         # Named scenarios (a replay, the gate's reruns): no more workers than scenarios.
         named = len(args.paths) if args.paths and all("::" in p for p in args.paths) else None
-        conc = choose_workers(machine(), scenarios=named, clusters=_has_clusters(args))
+        conc = choose_workers(machine(), scenarios=named, clusters=may_start_clusters(args.cluster, args.paths or DEFAULT_PATHS))
         schedule = f"schedule: -n auto: {conc.describe()}; longest first"
         argv += ["-n", str(conc.workers)]
     elif args.workers:

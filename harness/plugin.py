@@ -279,12 +279,17 @@ def pytest_configure_node(node: Any) -> None:  # xdist controller -> worker: one
     node.workerinput["chaos_durations"] = _durations(node.config)
 
 
-@pytest.hookimpl(optionalhook=True)
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """`-n auto`: as many scenarios in flight as the machine holds (harness/schedule.py)."""
-    from harness.schedule import choose_workers, machine
+    """`-n auto`: as many scenarios in flight as the machine holds (harness/schedule.py).
+    (tryfirst: the hook takes the first answer, and xdist's own, the core count, came first
+    whenever the plugins registered in another order, as with `-p no:randomly`, which
+    `harness run` passes.)"""
+    from harness.schedule import choose_workers, machine, may_start_clusters
 
-    config.stash[_CONCURRENCY] = c = choose_workers(machine())
+    cluster = config.getoption("chaos_cluster", None) or os.environ.get("NATS_CHAOS_CLUSTER")
+    clusters = may_start_clusters(cluster, [str(a) for a in config.args] or ["scenarios"])
+    config.stash[_CONCURRENCY] = c = choose_workers(machine(), clusters=clusters)
     return c.workers
 
 

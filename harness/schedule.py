@@ -113,6 +113,24 @@ def choose_workers(m: Machine, scenarios: int | None = None, clusters: bool = Fa
     return Concurrency(workers=limits[by], limited_by=by, limits=limits)
 
 
+def may_start_clusters(cluster: Any, paths: Sequence[str]) -> bool:
+    """Whether a run may start clusters: `--cluster N` above one, or a `cluster: N` scenario in
+    the files it runs (`paths`, pytest node ids allowed). `-n auto` then budgets each worker's
+    memory for one (`choose_workers(clusters=True)`), from `harness run` and from pytest alike.
+    A file that does not load says so later, when it is collected."""
+    try:
+        if cluster is not None and int(cluster) > 1:
+            return True
+    except (TypeError, ValueError):
+        return False  # an invalid --cluster is a settings error, reported as one
+    from harness.scenario import load_paths
+
+    try:
+        return any(sc.cluster > 1 for sc in load_paths([p.split("::")[0] for p in paths]))
+    except Exception:
+        return False
+
+
 def declared_seconds(sc: Any) -> float:
     """What a scenario declares it may take, for one never run: its hold(s) and its timeout."""
     return float(sc.hold) * max(int(getattr(sc, "rounds", 1)), 1) + float(sc.timeout)

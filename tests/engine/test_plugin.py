@@ -85,6 +85,21 @@ def test_xdist_workers_share_one_seed_and_one_journal(pytester: pytest.Pytester)
     assert journal["header"]["seed"] == 5 and len(journal["records"]) == 2
 
 
+def test_pytest_n_auto_is_the_harness_schedule_and_counts_a_cluster(pytester: pytest.Pytester) -> None:
+    """`pytest scenarios -n auto`, without `harness run`: the plugin's choice of workers, not
+    xdist's core count, and each worker's memory budget holds a cluster when a scenario asks
+    for one. (`-p no:randomly`, as `harness run` passes: without the plugin's hook first, the
+    plugins' order then let xdist answer 2 on 2 cores.)"""
+    from harness.schedule import choose_workers, machine
+
+    _scenarios(pytester, "defaults:\n  cluster: 3\n" + CLEAN.replace("selftest.clean_task, ", ""))
+    r = pytester.runpytest_subprocess("scenarios", "-n", "auto", "--chaos-seed=5", "-p", "no:randomly")
+    r.assert_outcomes(passed=1)
+    want = choose_workers(machine(), clusters=True).workers
+    out = r.stdout.str()
+    assert f"created: {want}/{want} workers" in out and "memory (with a cluster each)" in out, out[-2000:]
+
+
 def _harness(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """The `harness` command as a user runs it; `env` adds environment variables."""
     import os

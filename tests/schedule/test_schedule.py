@@ -10,7 +10,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from harness.schedule import (
-    MAX_WORKERS, Lane, Machine, choose_workers, declared_seconds, judged_alone, last_durations, needs_alone, order,
+    MAX_WORKERS, Lane, Machine, choose_workers, declared_seconds, judged_alone, last_durations, may_start_clusters,
+    needs_alone, order,
 )
 
 GIB = 2**30
@@ -139,3 +140,17 @@ def test_a_run_with_cluster_scenarios_budgets_each_worker_for_a_cluster_too() ->
     c = choose_workers(m, clusters=True)
     assert (c.workers, c.limited_by) == (5, "memory (with a cluster each)")  # at 200 + 80 MB each
     assert choose_workers(Machine(2, 20 * GIB, 20000, 28232), clusters=True).workers == 10  # cores still rule
+
+
+def test_a_run_may_start_clusters_from_its_option_or_its_files(tmp_path: Path) -> None:
+    single = tmp_path / "single.yaml"
+    single.write_text("matrix:\n  - name: f\n    flows: [next.fetch]\n    faults: [none]\n")
+    clustered = tmp_path / "clustered.yaml"
+    clustered.write_text("defaults:\n  cluster: 3\nmatrix:\n  - name: f\n    flows: [next.fetch]\n    faults: [none]\n")
+    assert not may_start_clusters(None, [str(single)])
+    assert may_start_clusters("3", [str(single)])  # --cluster 3 puts every scenario on one
+    assert not may_start_clusters("1", [str(single)])
+    assert may_start_clusters(None, [str(single), f"{clustered}::next.fetch[none]"])  # a node id's file
+    assert may_start_clusters(None, [str(tmp_path)])  # a folder holding one
+    assert not may_start_clusters(None, [str(tmp_path / "missing.yaml")])  # reported when collected
+    assert not may_start_clusters("three", [str(single)])  # a settings error, reported as one
