@@ -85,19 +85,23 @@ def test_xdist_workers_share_one_seed_and_one_journal(pytester: pytest.Pytester)
     assert journal["header"]["seed"] == 5 and len(journal["records"]) == 2
 
 
-def test_pytest_n_auto_is_the_harness_schedule_and_counts_a_cluster(pytester: pytest.Pytester) -> None:
+def test_pytest_n_auto_is_the_harness_schedule_and_counts_a_cluster(tmp_path: Path) -> None:
     """`pytest scenarios -n auto`, without `harness run`: the plugin's choice of workers, not
     xdist's core count, and each worker's memory budget holds a cluster when a scenario asks
-    for one. (`-p no:randomly`, as `harness run` passes: without the plugin's hook first, the
-    plugins' order then let xdist answer 2 on 2 cores.)"""
+    for one. Run from the project's root, as a user does: there (its nats_chaos.egg-info
+    first on the path) the plugins registered in an order that let xdist answer first, 2 on 2
+    cores, until the plugin's hook was made tryfirst."""
     from harness.schedule import choose_workers, machine
 
-    _scenarios(pytester, "defaults:\n  cluster: 3\n" + CLEAN.replace("selftest.clean_task, ", ""))
-    r = pytester.runpytest_subprocess("scenarios", "-n", "auto", "--chaos-seed=5", "-p", "no:randomly")
-    r.assert_outcomes(passed=1)
+    f = tmp_path / "s.yaml"
+    f.write_text("defaults:\n  cluster: 3\n" + CLEAN.replace("selftest.clean_task, ", ""))
+    r = subprocess.run([sys.executable, "-m", "pytest", str(f), "-n", "auto", "--chaos-seed=5", "-p", "no:randomly",
+                        f"--chaos-reports={tmp_path / 'reports'}", "-p", "no:cacheprovider"],
+                       cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=300,
+                       stdin=subprocess.DEVNULL)
     want = choose_workers(machine(), clusters=True).workers
-    out = r.stdout.str()
-    assert f"created: {want}/{want} workers" in out and "memory (with a cluster each)" in out, out[-2000:]
+    assert r.returncode == 0, r.stdout[-2000:]
+    assert f"created: {want}/{want} workers" in r.stdout and "memory (with a cluster each)" in r.stdout, r.stdout[-2000:]
 
 
 def _harness(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
