@@ -543,7 +543,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         terminalreporter.write_line(f"infrastructure: {ev['summary']}")
     alone = [r for r in cs.records if r.get("lane")]
     if alone:
-        terminalreporter.write_line(f"judged alone (serial lane), a busy machine may have made the first verdict: "
+        terminalreporter.write_line("judged alone (serial lane), a busy machine may have made the first verdict: "
                                     + ", ".join(f"{r['id']} ({r['lane']['first_verdict']} -> {r['verdict']})" for r in alone))
     terminalreporter.write_line(f"journal: {path}")
     terminalreporter.write_line(f"html:    {path.parent / 'report.html'}")

@@ -203,7 +203,85 @@ def not_ready(nodes: list[Node]) -> str:
     return ""
 
 
-class LocalClusterEnvironment(Environment):
+class ClusterNodes:
+    """What a cluster environment answers from its `nodes` alone, local and compose alike:
+    endpoints, the client's connect options, a node by name or index, its route proxies, and
+    the server-level faults, which act on the first node (the one the client starts on).
+    The class using it gives `nodes`, `_creds`, `_toxiproxy_api()` and the node operations."""
+
+    nodes: Any
+    _creds: Any
+
+    def _toxiproxy_api(self) -> str:
+        raise NotImplementedError
+
+    def _started(self) -> None:
+        if not self.nodes:
+            raise EnvError("environment not started", hint=f"use it as `with {type(self).__name__}() as env:`")
+
+    @property
+    def endpoints(self) -> Endpoints:
+        self._started()
+        n = self.nodes[0]
+        return Endpoints(client_url=n.client_url, direct_url=n.direct_url, monitor_url=n.monitor_url,
+                         toxiproxy_url=self._toxiproxy_api())
+
+    def nodes_endpoints(self) -> tuple[NodeEndpoints, ...]:
+        self._started()
+        return tuple(n.endpoints for n in self.nodes)
+
+    def connect_options(self, *, direct: bool = False) -> dict[str, Any]:
+        """Every node, in order (the client starts on the first one's proxy; the observer on
+        the first node directly and fails over to the others if that node is killed)."""
+        urls = [n.direct_url if direct else n.client_url for n in self.nodes]
+        return {"servers": urls, "user": self._creds.user, "password": self._creds.password,
+                "dont_randomize": True}
+
+    def node(self, name_or_index: str | int) -> Any:
+        for n in self.nodes:
+            if name_or_index in (n.name, n.index):
+                return n
+        raise EnvError(f"no node {name_or_index!r} in this cluster",
+                       hint=f"nodes: {', '.join(node_name(i) for i in range(NODES))}")
+
+    def route_proxies(self, name: str) -> list[str]:
+        """Every route proxy into or out of node `name` (cutting them all isolates it)."""
+        i = self.node(name).index
+        return [route_proxy(a, b) for a in range(NODES) for b in range(NODES) if a != b and i in (a, b)]
+
+    # -- server-level faults (the first node: the one the client starts on) ------------
+    def pause_node(self, name: str) -> None:
+        raise NotImplementedError
+
+    def resume_node(self, name: str) -> None:
+        raise NotImplementedError
+
+    def kill_node(self, name: str) -> None:
+        raise NotImplementedError
+
+    def restart_node(self, name: str, wait: bool = True) -> None:
+        raise NotImplementedError
+
+    def node_running(self, name: str) -> bool:
+        raise NotImplementedError
+
+    def pause_server(self) -> None:
+        self.pause_node(node_name(0))
+
+    def resume_server(self) -> None:
+        self.resume_node(node_name(0))
+
+    def kill_server(self) -> None:
+        self.kill_node(node_name(0))
+
+    def restart_server(self) -> None:
+        self.restart_node(node_name(0))
+
+    def server_running(self) -> bool:
+        return bool(self.nodes) and self.node_running(node_name(0))
+
+
+class LocalClusterEnvironment(ClusterNodes, Environment):
     """Three nats-server nodes (a JetStream cluster) and one toxiproxy-server, as children."""
 
     backend = "local"
@@ -342,25 +420,8 @@ class LocalClusterEnvironment(Environment):
             self.rundir = None
 
     # -- accessors ---------------------------------------------------------
-    @property
-    def endpoints(self) -> Endpoints:
-        if not self.nodes:
-            raise EnvError("environment not started", hint="use it as `with LocalClusterEnvironment() as env:`")
-        n = self.nodes[0]
-        return Endpoints(client_url=n.client_url, direct_url=n.direct_url, monitor_url=n.monitor_url,
-                         toxiproxy_url=f"http://127.0.0.1:{self._api_port}")
-
-    def nodes_endpoints(self) -> tuple[NodeEndpoints, ...]:
-        if not self.nodes:
-            raise EnvError("environment not started", hint="use it as `with LocalClusterEnvironment() as env:`")
-        return tuple(n.endpoints for n in self.nodes)
-
-    def connect_options(self, *, direct: bool = False) -> dict[str, Any]:
-        """Every node, in order (the client starts on the first one's proxy; the observer on
-        the first node directly and fails over to the others if that node is killed)."""
-        urls = [n.direct_url if direct else n.client_url for n in self.nodes]
-        return {"servers": urls, "user": self._creds.user, "password": self._creds.password,
-                "dont_randomize": True}
+    def _toxiproxy_api(self) -> str:
+        return f"http://127.0.0.1:{self._api_port}"
 
     def reset_proxy(self) -> None:
         """Every toxic removed and every proxy enabled (Toxiproxy's reset: the listeners keep
@@ -388,17 +449,6 @@ class LocalClusterEnvironment(Environment):
         return "\n".join(lines)
 
     # -- nodes ---------------------------------------------------------------
-    def node(self, name_or_index: str | int) -> Node:
-        for n in self.nodes:
-            if name_or_index in (n.name, n.index):
-                return n
-        raise EnvError(f"no node {name_or_index!r} in this cluster", hint=f"nodes: {', '.join(n.name for n in self.nodes)}")
-
-    def route_proxies(self, name: str) -> list[str]:
-        """Every route proxy into or out of node `name` (cutting them all isolates it)."""
-        i = self.node(name).index
-        return [route_proxy(a, b) for (a, b) in self._route_ports if i in (a, b)]
-
     def kill_node(self, name: str) -> None:
         n = self.node(name)
         if n.proc is not None:
@@ -426,26 +476,10 @@ class LocalClusterEnvironment(Environment):
     def node_running(self, name: str) -> bool:
         return self.node(name).alive()
 
-    # -- server-level faults (the first node: the one the client starts on) ------------
-    def pause_server(self) -> None:
-        self.pause_node(self.nodes[0].name)
-
-    def resume_server(self) -> None:
-        self.resume_node(self.nodes[0].name)
-
-    def kill_server(self) -> None:
-        self.kill_node(self.nodes[0].name)
-
-    def restart_server(self) -> None:
-        self.restart_node(self.nodes[0].name)
-
     def lame_duck(self) -> None:
         n = self.nodes[0]
         if n.proc is not None:
             n.proc.signal(signal.SIGUSR2)
-
-    def server_running(self) -> bool:
-        return bool(self.nodes) and self.nodes[0].alive()
 
     def processes(self) -> list[ManagedProcess]:
         return [p for p in (self.toxi, *(n.proc for n in self.nodes)) if p is not None]

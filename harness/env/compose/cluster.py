@@ -27,8 +27,8 @@ import time
 import urllib.request
 from typing import Any
 
-from harness.env.base import Endpoints, NodeEndpoints, node_name
-from harness.env.cluster import CLUSTER_NAME, client_proxy, not_ready, route_proxy
+from harness.env.base import NodeEndpoints, node_name
+from harness.env.cluster import CLUSTER_NAME, ClusterNodes, client_proxy, not_ready
 from harness.env.compose.connection import first_line
 from harness.env.compose.images import COMPOSE_DIR
 from harness.env.compose.stack import ComposeEnvironment, evidence_lines, restart_container
@@ -80,7 +80,7 @@ def port_role(node: int, role: str) -> str:
     return f"{node_name(node)}.{role}"
 
 
-class ComposeClusterEnvironment(ComposeEnvironment):
+class ComposeClusterEnvironment(ClusterNodes, ComposeEnvironment):
     """Three nats-server containers (a JetStream cluster) and one Toxiproxy container, on loopback ports."""
 
     node_counts = (NODES,)
@@ -153,41 +153,13 @@ class ComposeClusterEnvironment(ComposeEnvironment):
 
     # -- accessors ---------------------------------------------------------
     @property
-    def nodes(self) -> list[ComposeNode]:
+    def nodes(self) -> list[ComposeNode]:  # type: ignore[override]
         if not self._ports:
             return []
         return [ComposeNode(i, node_name(i), {r: self._ports[port_role(i, r)] for r in NODE_ROLES}) for i in range(NODES)]
 
-    @property
-    def endpoints(self) -> Endpoints:
-        if not self._ports:
-            raise EnvError("environment not started", hint="use it as `with ComposeClusterEnvironment() as env:`")
-        n = self.nodes[0]
-        return Endpoints(client_url=n.client_url, direct_url=n.direct_url, monitor_url=n.monitor_url,
-                         toxiproxy_url=f"http://127.0.0.1:{self._ports['api']}")
-
-    def nodes_endpoints(self) -> tuple[NodeEndpoints, ...]:
-        if not self._ports:
-            raise EnvError("environment not started", hint="use it as `with ComposeClusterEnvironment() as env:`")
-        return tuple(n.endpoints for n in self.nodes)
-
-    def node(self, name_or_index: str | int) -> ComposeNode:
-        for n in self.nodes:
-            if name_or_index in (n.name, n.index):
-                return n
-        raise EnvError(f"no node {name_or_index!r} in this cluster",
-                       hint=f"nodes: {', '.join(node_name(i) for i in range(NODES))}")
-
-    def route_proxies(self, name: str) -> list[str]:
-        """Every route proxy into or out of node `name` (cutting them all isolates it)."""
-        i = self.node(name).index
-        return [route_proxy(a, b) for a in range(NODES) for b in range(NODES) if a != b and i in (a, b)]
-
-    def connect_options(self, *, direct: bool = False) -> dict[str, Any]:
-        """Every node, in order (the client starts on the first one's proxy; the observer on
-        the first node directly and fails over to the others if that node is killed)."""
-        urls = [n.direct_url if direct else n.client_url for n in self.nodes]
-        return {"servers": urls, "user": self._creds.user, "password": self._creds.password, "dont_randomize": True}
+    def _toxiproxy_api(self) -> str:
+        return f"http://127.0.0.1:{self._ports['api']}"
 
     def reset_proxy(self) -> None:
         """Every toxic removed and every proxy enabled (Toxiproxy's reset: the listeners stay),
@@ -265,25 +237,9 @@ class ComposeClusterEnvironment(ComposeEnvironment):
         except Exception as e:  # the API itself failed: say so, the caller restarts the environment
             return f"container state unknown: {first_line(e)}"
 
-    # -- server-level faults (the first node: the one the client starts on) ------------
-    def pause_server(self) -> None:
-        self.pause_node(node_name(0))
-
-    def resume_server(self) -> None:
-        self.resume_node(node_name(0))
-
-    def kill_server(self) -> None:
-        self.kill_node(node_name(0))
-
-    def restart_server(self) -> None:
-        self.restart_node(node_name(0))
-
     def lame_duck(self) -> None:
         # SIGUSR2 is nats-server's lame-duck signal; PID 1 in the container is nats-server itself.
         self._api("send SIGUSR2 to n1", lambda c: c.kill(signal="SIGUSR2"), node_name(0))
-
-    def server_running(self) -> bool:
-        return self.node_running(node_name(0))
 
     def server_log_tail(self, lines: int = 40) -> str:
         out = []
