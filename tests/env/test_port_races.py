@@ -9,15 +9,15 @@ Each test plays that other program on purpose.
 
 from __future__ import annotations
 
-import http.server
 import socket
-import threading
 from typing import Iterator
 
 import pytest
 
 from harness.env import process
 from harness.env.local import LocalEnvironment, nats_handshake
+
+from foreign_program import AnsweringHTTP
 
 
 class Thief:
@@ -27,23 +27,12 @@ class Thief:
         self.role, self.http_ok = role, http_ok
         self.port: int | None = None
         self._sock: socket.socket | None = None
-        self._server: http.server.HTTPServer | None = None
+        self._server: AnsweringHTTP | None = None
 
     def take(self, port: int) -> None:
         self.port = port
         if self.http_ok:
-            # answers every GET with 200, as a foreign toxiproxy (or any web server) would
-            class OK(http.server.BaseHTTPRequestHandler):
-                def do_GET(self) -> None:
-                    self.send_response(200)
-                    self.end_headers()
-                    self.wfile.write(b'{"version": "not ours"}')
-
-                def log_message(self, *a: object) -> None:
-                    pass
-
-            self._server = http.server.HTTPServer(("127.0.0.1", port), OK)
-            threading.Thread(target=self._server.serve_forever, daemon=True).start()
+            self._server = AnsweringHTTP(port)  # as a foreign toxiproxy (or any web server) would
         else:
             self._sock = socket.socket()
             self._sock.bind(("127.0.0.1", port))
@@ -51,8 +40,7 @@ class Thief:
 
     def release(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.close()
         if self._sock is not None:
             self._sock.close()
 
