@@ -29,8 +29,14 @@ def _verdicts(env_cls, **kw) -> dict[str, tuple[str, tuple[str, ...]]]:
 
 
 def test_reference_verdicts_match_between_local_and_compose() -> None:
-    local = _verdicts(LocalEnvironment)
-    compose = _verdicts(ComposeEnvironment, ready_timeout=30)
+    # The two backends' runs at once (each its own environment, runner and agents: two
+    # scenarios in flight, as `-n 2` has): one after the other they took ~417 s, mostly waiting.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:
+        local_run = pool.submit(_verdicts, LocalEnvironment)
+        compose_run = pool.submit(_verdicts, ComposeEnvironment, ready_timeout=30)
+        local, compose = local_run.result(), compose_run.result()
     assert set(local) == set(compose)
     differ = {k: (local[k], compose[k]) for k in local if local[k] != compose[k]}
     assert not differ, "verdict (checks) local vs compose:\n" + "\n".join(f"  {k}: {a} vs {b}" for k, (a, b) in differ.items())
